@@ -1,0 +1,72 @@
+// Package firewall defines how the gateway hides ports and opens them for one
+// source at a time. The nftables implementation is in subpackage nftables; an
+// in-memory fake for tests is in firewalltest.
+//
+// The model: Sesame owns one table. Protected services are dropped there
+// unless the (source address, protocol, port) is an element of a grant set.
+// Grant set elements carry a kernel timeout, so a grant closes on time even
+// if the daemon dies. Knock and SPA ports are logged to the daemon (NFLOG)
+// and dropped, so they look like every other filtered port. Sesame's table
+// only ever drops: what it lets through still has to pass the host's own
+// firewall (see docs/firewall.md).
+package firewall
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/sesame-gw/sesame/internal/service"
+)
+
+// Layout is the static part of the ruleset, derived from the configuration.
+type Layout struct {
+	// Protected are the services dropped unless granted.
+	Protected []service.Service
+	// Watched are the services whose packets are sent to the daemon
+	// (NFLOG group LogGroup) and dropped: knock ports and SPA ports.
+	Watched []service.Service
+	// LogGroup is the NFLOG group the watched packets go to.
+	LogGroup uint16
+	// AlwaysAllow are source prefixes never dropped by Sesame (admin
+	// networks): they reach protected services without a grant.
+	AlwaysAllow []netip.Prefix
+}
+
+// Grant opens one service for one source address until it expires.
+type Grant struct {
+	Addr    netip.Addr
+	Service service.Service
+	// TTL is how long the grant lives from the moment it is installed. When
+	// read back with List, it is the time remaining.
+	TTL time.Duration
+}
+
+// Firewall is the kernel side of the gateway.
+//
+// Contract:
+//   - Setup installs (or replaces) the table with layout l in one atomic
+//     transaction. Grants already in the kernel that still refer to a
+//     protected service survive a Setup (restart and reload keep them).
+//   - Grant installs all grants in one atomic transaction: either all are
+//     in the kernel after it returns nil, or none is. Granting an existing
+//     (addr, service) again refreshes its TTL. A TTL of zero or less is an
+//     error (a grant without expiry is never installed).
+//   - Watch marks sources as being in the middle of a knock sequence for ttl:
+//     while marked, every new connection attempt from them to any port is
+//     also logged to the daemon (not dropped unless protected), so a scan
+//     resets their progress. Unwatch removes the mark. Both are best effort
+//     and idempotent.
+//   - Revoke removes grants; revoking an absent grant is not an error.
+//   - List returns the live grants with their remaining TTL.
+//   - Teardown removes everything Sesame installed. It is idempotent.
+//   - Implementations are safe for concurrent use.
+type Firewall interface {
+	Setup(ctx context.Context, l Layout) error
+	Grant(ctx context.Context, grants []Grant) error
+	Revoke(ctx context.Context, grants []Grant) error
+	List(ctx context.Context) ([]Grant, error)
+	Watch(ctx context.Context, addrs []netip.Addr, ttl time.Duration) error
+	Unwatch(ctx context.Context, addrs []netip.Addr) error
+	Teardown(ctx context.Context) error
+}
