@@ -22,6 +22,8 @@ const (
 	PSH TCPFlags = 0x08
 	ACK TCPFlags = 0x10
 	URG TCPFlags = 0x20
+	ECE TCPFlags = 0x40 // RFC 3168
+	CWR TCPFlags = 0x80 // RFC 3168
 )
 
 // Packet is the decoded header of one IP packet.
@@ -33,6 +35,10 @@ type Packet struct {
 	// Payload is the transport payload (the UDP datagram body for SPA). It
 	// aliases the buffer passed to Parse.
 	Payload []byte
+	// Fragment reports a first fragment (IPv4 MF set, or an IPv6 fragment
+	// header with offset 0 and M set): Payload is then only the part of the
+	// datagram this fragment carries.
+	Fragment bool
 }
 
 // Service is the destination (protocol, port) of the packet.
