@@ -13,6 +13,9 @@ import (
 // Duration is a time.Duration written as "30s", "5m", "1h30m" or "90d".
 type Duration time.Duration
 
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := ParseDuration(string(b))

@@ -31,6 +31,9 @@ type Layout struct {
 	// AlwaysAllow are source prefixes never dropped by Sesame (admin
 	// networks): they reach protected services without a grant.
 	AlwaysAllow []netip.Prefix
+	// Interfaces limits Sesame to packets arriving on these interfaces;
+	// empty means every interface except loopback.
+	Interfaces []string
 }
 
 // Grant opens one service for one source address until it expires.

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/sesame-gw/sesame/internal/client"
+	"github.com/sesame-gw/sesame/internal/service"
+)
+
+func init() {
+	register("knock", command{summary: "send a knock sequence: knock HOST PORT[/PROTO]...", run: runKnock})
+}
+
+func runKnock(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("knock", stderr)
+	delay := fs.Duration("delay", 0, "pause between knocks (e.g. 100ms)")
+	fs.DurationVar(delay, "d", 0, "shorthand for --delay")
+	v4 := fs.Bool("4", false, "use IPv4 only")
+	v6 := fs.Bool("6", false, "use IPv6 only")
+	allUDP := fs.Bool("u", false, "knock with UDP on every port without a protocol (knock -u)")
+	wait := fs.String("wait", "", "after knocking, poll tcp/PORT[=TIMEOUT] until it answers; exit 1 if it never does")
+	verbose := fs.Bool("v", false, "print each step")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: sesame knock [--delay D] [-4|-6] [-u] [--wait tcp/PORT[=TIMEOUT]] HOST PORT[/tcp|/udp|:udp]...")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 2 {
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("need a host and at least one port")}
+	}
+	if *v4 && *v6 {
+		return &exitError{code: 2, err: errors.New("-4 and -6 exclude each other")}
+	}
+	def := service.TCP
+	if *allUDP {
+		def = service.UDP
+	}
+	steps := make([]service.Service, 0, len(pos)-1)
+	for _, p := range pos[1:] {
+		s, err := service.Parse(p, def)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		steps = append(steps, s)
+	}
+	var waitSvc service.Service
+	var waitFor time.Duration
+	if *wait != "" {
+		if waitSvc, waitFor, err = client.ParseWait(*wait); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
+	network := "ip"
+	if *v4 {
+		network = "ip4"
+	} else if *v6 {
+		network = "ip6"
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	addr, err := client.Resolve(ctx, pos[0], network)
+	if err != nil {
+		return err
+	}
+	if *verbose {
+		for _, s := range steps {
+			fmt.Fprintf(stdout, "hitting %s %s\n", s.Proto, client.FormatPort(addr, s.Port))
+		}
+	}
+	if err := client.Knock(ctx, addr, steps, *delay); err != nil {
+		return err
+	}
+	if *wait != "" {
+		dst := netip.AddrPortFrom(addr, waitSvc.Port)
+		start := time.Now()
+		if err := client.WaitTCP(ctx, dst, 5*time.Millisecond, waitFor); err != nil {
+			return err
+		}
+		if *verbose {
+			fmt.Fprintf(stdout, "%v open after %v\n", dst, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sesame-gw/sesame/internal/capture/nflog"
+	"github.com/sesame-gw/sesame/internal/config"
+	"github.com/sesame-gw/sesame/internal/firewall"
+	"github.com/sesame-gw/sesame/internal/firewall/nftables"
+	"github.com/sesame-gw/sesame/internal/gateway"
+)
+
+func init() {
+	register("serve", command{summary: "run the gateway (root): serve -c /etc/sesame/sesame.toml", run: runServe})
+}
+
+func runServe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	path := fs.String("c", "/etc/sesame/sesame.toml", "configuration file")
+	fs.StringVar(path, "config", "/etc/sesame/sesame.toml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, cfg.Gateway.LogFormat, cfg.Gateway.LogLevel)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	fw, err := nftables.New(nftables.WithLogger(log))
+	if err != nil {
+		return fmt.Errorf("firewall: %w", err)
+	}
+	defer fw.Close()
+	src, err := nflog.Open(ctx, nflog.Config{Group: uint16(cfg.Gateway.NFLogGroup), Logger: log})
+	if err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+	defer src.Close()
+
+	eng := gateway.New(engineConfig(cfg, log), fw, src)
+	if err := eng.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	st := eng.Stats()
+	log.Info("stopped; grants in the kernel keep expiring on their own (sesame cleanup removes everything)",
+		"packets", st.Packets.Load(), "grants", st.Grants.Load())
+	return nil
+}
+
+func engineConfig(cfg *config.Config, log *slog.Logger) gateway.Config {
+	doors := make([]gateway.Door, len(cfg.Doors))
+	for i := range cfg.Doors {
+		doors[i] = gateway.Door{Door: cfg.KnockDoor(i), Open: cfg.OpenServices(i), Duration: cfg.Doors[i].Duration.D()}
+	}
+	gc := gateway.Config{
+		Doors:      doors,
+		MaxSources: cfg.Gateway.MaxSources,
+		Logger:     log,
+		Layout: firewall.Layout{
+			Protected:   cfg.Protected(),
+			Watched:     cfg.Watched(),
+			LogGroup:    uint16(cfg.Gateway.NFLogGroup),
+			AlwaysAllow: cfg.AlwaysAllow(),
+			Interfaces:  cfg.Gateway.Interfaces,
+		},
+	}
+	return gc
+}

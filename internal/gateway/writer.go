@@ -1,0 +1,163 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/sesame-gw/sesame/internal/firewall"
+)
+
+// writer owns every firewall change. One goroutine drains the queued
+// requests and coalesces them into one transaction per kind, so a burst of
+// grants costs about one netlink round trip, and a slow transaction never
+// blocks packet processing (floor.md: a Flush can stall for milliseconds).
+type writer struct {
+	fw     firewall.Firewall
+	log    *slog.Logger
+	stats  *Stats
+	grants chan grantRequest
+	marks  chan mark
+}
+
+type grantRequest struct {
+	grants []firewall.Grant
+	door   string
+	at     time.Time // when the decision was made, for the latency log
+}
+
+type mark struct {
+	addr netip.Addr
+	ttl  time.Duration // 0 = unwatch
+}
+
+const maxBatch = 1024
+
+func newWriter(fw firewall.Firewall, log *slog.Logger, stats *Stats) *writer {
+	return &writer{fw: fw, log: log, stats: stats, grants: make(chan grantRequest, 4096), marks: make(chan mark, 8192)}
+}
+
+// grant queues a grant. It blocks only when 4096 grants are already
+// waiting: a legitimate grant is never dropped.
+func (w *writer) grant(r grantRequest) { w.grants <- r }
+
+// watch and unwatch are best effort: under a flood they are dropped rather
+// than slowing the packet path (the kernel entries expire on their own).
+func (w *writer) watch(a netip.Addr, ttl time.Duration) { w.tryMark(mark{a, ttl}) }
+func (w *writer) unwatch(a netip.Addr)                  { w.tryMark(mark{a, 0}) }
+
+func (w *writer) tryMark(m mark) {
+	select {
+	case w.marks <- m:
+	default:
+	}
+}
+
+func (w *writer) run(ctx context.Context) {
+	var reqs []grantRequest
+	var marks []mark
+	for {
+		reqs, marks = reqs[:0], marks[:0]
+		select {
+		case <-ctx.Done():
+			// Grants decided before shutdown still go in.
+			reqs = drainGrants(w.grants, reqs)
+			if len(reqs) > 0 {
+				fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				w.applyGrants(fctx, reqs)
+				cancel()
+			}
+			return
+		case r := <-w.grants:
+			reqs = append(reqs, r)
+		case m := <-w.marks:
+			marks = append(marks, m)
+		}
+		reqs = drainGrants(w.grants, reqs)
+	drain:
+		for len(marks) < maxBatch {
+			select {
+			case m := <-w.marks:
+				marks = append(marks, m)
+			default:
+				break drain
+			}
+		}
+		if len(reqs) > 0 {
+			w.applyGrants(ctx, reqs)
+		}
+		if len(marks) > 0 {
+			w.applyMarks(ctx, marks)
+		}
+	}
+}
+
+func drainGrants(ch chan grantRequest, reqs []grantRequest) []grantRequest {
+	for len(reqs) < maxBatch {
+		select {
+		case r := <-ch:
+			reqs = append(reqs, r)
+		default:
+			return reqs
+		}
+	}
+	return reqs
+}
+
+func (w *writer) applyGrants(ctx context.Context, reqs []grantRequest) {
+	var all []firewall.Grant
+	for _, r := range reqs {
+		all = append(all, r.grants...)
+	}
+	err := w.fw.Grant(ctx, all)
+	if err != nil && len(reqs) > 1 {
+		// One bad request must not sink the others: retry one by one.
+		for _, r := range reqs {
+			w.report(r, w.fw.Grant(ctx, r.grants))
+		}
+		return
+	}
+	for _, r := range reqs {
+		w.report(r, err)
+	}
+}
+
+func (w *writer) report(r grantRequest, err error) {
+	if len(r.grants) == 0 {
+		return
+	}
+	g := r.grants[0]
+	services := make([]string, len(r.grants))
+	for i, x := range r.grants {
+		services[i] = x.Service.String()
+	}
+	if err != nil {
+		w.stats.GrantErrors.Add(1)
+		w.log.Error("grant failed", "src", g.Addr, "door", r.door, "services", services, "err", err)
+		return
+	}
+	w.log.Info("grant", "src", g.Addr, "door", r.door, "services", services, "ttl", g.TTL, "latency", time.Since(r.at).Round(time.Microsecond))
+}
+
+func (w *writer) applyMarks(ctx context.Context, marks []mark) {
+	byTTL := map[time.Duration][]netip.Addr{}
+	var off []netip.Addr
+	for _, m := range marks {
+		if m.ttl == 0 {
+			off = append(off, m.addr)
+		} else {
+			byTTL[m.ttl] = append(byTTL[m.ttl], m.addr)
+		}
+	}
+	for ttl, as := range byTTL {
+		if err := w.fw.Watch(ctx, as, ttl); err != nil {
+			w.log.Warn("watch failed", "count", len(as), "err", err)
+		}
+	}
+	if len(off) > 0 {
+		if err := w.fw.Unwatch(ctx, off); err != nil {
+			w.log.Debug("unwatch failed", "count", len(off), "err", err)
+		}
+	}
+}
