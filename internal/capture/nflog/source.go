@@ -1,0 +1,190 @@
+// Package nflog is the default capture.Source: packets that Sesame's own
+// nftables rules send to an NFLOG group ("log group N ... drop") and the
+// kernel then drops, read over netfilter netlink with
+// github.com/florianl/go-nflog/v2 (NFULNL, linux/netfilter/nfnetlink_log.h).
+//
+// Settings that matter, measured in docs/research floor.md: a queue
+// threshold of 1 (the kernel default batches for up to 1 s), a receive
+// buffer of MiBs (the default holds ≈256 knocks), and a receive loop that
+// survives ENOBUFS (go-nflog's deprecated Register stops silently on it).
+// Receive overflow (ENOBUFS) and a full hand-off queue are counted in
+// Stats.Dropped; the hook never blocks.
+package nflog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	nflog "github.com/florianl/go-nflog/v2"
+
+	"github.com/sesame-gw/sesame/internal/capture"
+	"github.com/sesame-gw/sesame/internal/packet"
+)
+
+// ErrGroupBusy is wrapped by Open when another socket in the same network
+// namespace already holds the NFLOG group (the kernel answers the bind with
+// EPERM): another Sesame, ulogd2, or a stale process.
+var ErrGroupBusy = errors.New("nflog: group already bound by another socket")
+
+// Source is a capture.Source over one NFLOG group. Create it with Open.
+//
+// ReadPacket follows the capture.Source contract, with one addition: if the
+// receive loop stops on a socket error other than ENOBUFS (the socket is
+// unusable), ReadPacket returns the packets still queued and then that
+// error, wrapped, on every call; the caller should treat it as fatal. All
+// methods are safe to call concurrently with Close; ReadPacket is for one
+// goroutine at a time.
+type Source struct {
+	cfg   Config
+	log   *slog.Logger
+	q     *queue
+	names *ifNames // nil when names are not resolved
+
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	closeErr  error
+	stop      func() error // ends the receive loop and closes the socket
+
+	failed   chan struct{} // closed when the receive loop stops on an error
+	failOnce sync.Once
+	failErr  error // written before failed is closed
+
+	overflows atomic.Uint64 // ENOBUFS events
+}
+
+var _ capture.Source = (*Source)(nil)
+
+func newSource(cfg Config) *Source {
+	s := &Source{
+		cfg:    cfg,
+		log:    cfg.Logger.With("capture", "nflog", "group", cfg.Group),
+		q:      newQueue(cfg.QueueLen),
+		done:   make(chan struct{}),
+		failed: make(chan struct{}),
+	}
+	if cfg.NetNS == 0 {
+		s.names = newIfNames()
+	}
+	return s
+}
+
+// ReadPacket returns the next packet; see capture.Source and Source. The
+// Payload stays valid until the next ReadPacket call.
+func (s *Source) ReadPacket(ctx context.Context) (capture.Packet, error) {
+	s.q.release()
+	select {
+	case <-s.done:
+		return capture.Packet{}, capture.ErrClosed
+	default:
+	}
+	select {
+	case i := <-s.q.ready:
+		return s.q.got(i), nil
+	case <-ctx.Done():
+		return capture.Packet{}, ctx.Err()
+	case <-s.done:
+		return capture.Packet{}, capture.ErrClosed
+	case <-s.failed:
+		select {
+		case i := <-s.q.ready: // drain what arrived before the failure
+			return s.q.got(i), nil
+		default:
+		}
+		return capture.Packet{}, fmt.Errorf("nflog: group %d: receive loop stopped: %w", s.cfg.Group, s.failErr)
+	}
+}
+
+// Stats returns the counters. Dropped counts packets the hand-off queue had
+// no room for plus one per receive-buffer overflow (ENOBUFS): the kernel
+// does not say how many packets an overflow lost.
+func (s *Source) Stats() capture.Stats { return s.q.stats() }
+
+// Close stops the receive loop and closes the socket (the kernel unbinds
+// the group with it). Pending and later ReadPacket calls return
+// capture.ErrClosed. Safe to call concurrently and more than once; later
+// calls return nil.
+func (s *Source) Close() error {
+	first := false
+	s.closeOnce.Do(func() {
+		first = true
+		close(s.done)
+		if s.stop != nil {
+			s.closeErr = s.stop()
+		}
+		st := s.Stats()
+		s.log.Info("nflog source closed", "received", st.Received,
+			"malformed", st.Malformed, "dropped", st.Dropped, "overflows", s.overflows.Load())
+	})
+	if first {
+		return s.closeErr
+	}
+	return nil
+}
+
+// hook is go-nflog's HookFunc: parse, copy into a free slot, publish. It
+// never blocks, never logs per packet, and always returns 0 (a non-zero
+// return would stop the receive loop).
+func (s *Source) hook(a nflog.Attribute) int {
+	if a.Payload == nil {
+		s.q.malformed.Add(1)
+		return 0
+	}
+	p, err := packet.Parse(*a.Payload)
+	if err != nil {
+		s.q.malformed.Add(1)
+		return 0
+	}
+	var t time.Time
+	if a.Timestamp != nil && !a.Timestamp.IsZero() {
+		t = *a.Timestamp
+	} else {
+		t = s.cfg.Now()
+	}
+	var iface string
+	if s.names != nil && a.InDev != nil {
+		iface = s.names.name(*a.InDev, t)
+	}
+	s.q.put(capture.Packet{Packet: p, Time: t, Iface: iface})
+	return 0
+}
+
+// fail records the error that stopped the receive loop and wakes readers.
+func (s *Source) fail(err error) {
+	s.failOnce.Do(func() {
+		s.failErr = err
+		close(s.failed)
+		s.log.Error("nflog receive loop stopped; no more packets will arrive", "err", err)
+	})
+}
+
+// overflow counts a receive-buffer overflow (ENOBUFS): the first one is
+// logged as a warning, later ones only every 1024th.
+func (s *Source) overflow() {
+	s.q.dropped.Add(1)
+	if n := s.overflows.Add(1); n == 1 || n%1024 == 0 {
+		s.log.Warn("nflog receive buffer overflowed; packets were dropped (raise ReadBuffer, or the daemon is too slow)",
+			"overflows", n, "read_buffer", s.cfg.ReadBuffer)
+	}
+}
+
+// nflogLogger routes go-nflog's internal messages to slog at debug level.
+// Its Errorf is used for expected events in Sesame's use (the loop ending on
+// Close, the unbind after the socket is closed), so nothing is louder than
+// debug; real receive errors reach Source through the error func instead.
+type nflogLogger struct{ l *slog.Logger }
+
+func (n nflogLogger) Debugf(format string, args ...any) { n.logf(format, args...) }
+func (n nflogLogger) Errorf(format string, args ...any) { n.logf(format, args...) }
+
+func (n nflogLogger) logf(format string, args ...any) {
+	if !n.l.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	n.l.Debug("go-nflog: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
