@@ -44,8 +44,8 @@ type Options struct {
 }
 
 // Bench is a gateway namespace and a client namespace joined by a veth pair
-// (GWIf in GW, ClientIf in Client). The exported fields are set by New and
-// must not be changed. Methods are safe for concurrent use; after Close,
+// (GWIf in GW, ClientIf in Client), made by New (the zero value is not
+// usable). The exported fields are set by New and must not be changed. Methods are safe for concurrent use; after Close,
 // they fail with ErrClosed.
 type Bench struct {
 	// Index is the bench index the names and prefixes derive from.
@@ -69,6 +69,8 @@ type Bench struct {
 	log    *slog.Logger
 	grace  time.Duration
 	outLim int
+
+	spawn *spawner // nil until New succeeds
 
 	mu        sync.Mutex
 	closed    bool
@@ -121,7 +123,9 @@ func (b *Bench) isClosed() bool {
 
 // Start starts argv in namespace ns in the background, capturing its
 // stdout and stderr in the returned Proc. Close stops it if it is still
-// running. The process is not bound to a context: stop it with Stop.
+// running. The process is not bound to a context: stop it with Stop. On
+// Linux it also gets SIGKILL if this process dies without calling Close
+// (parent-death signal; see spawner).
 func (b *Bench) Start(ns string, argv ...string) (*Proc, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("netns: Start: empty argv")
@@ -141,7 +145,7 @@ func (b *Bench) Start(ns string, argv ...string) (*Proc, error) {
 	if b.closed {
 		return nil, ErrClosed
 	}
-	if err := cmd.Start(); err != nil {
+	if err := b.spawn.start(cmd); err != nil {
 		return nil, fmt.Errorf("netns: start %v in %s: %w", argv, ns, err)
 	}
 	go func() {
@@ -209,6 +213,9 @@ func (b *Bench) Close() error {
 	}
 	wg.Wait()
 	errs = append(errs, perr...)
+	if b.spawn != nil {
+		b.spawn.stop()
+	}
 	for _, l := range listeners {
 		l.Close() // the namespace goes away anyway; errors say nothing
 	}

@@ -22,7 +22,10 @@
 //
 // [Bench.Close] stops only the processes that [Bench.Start] started, one by
 // one by PID (SIGTERM, then SIGKILL after Options.StopGrace), then deletes
-// the namespaces and the routes.
+// the namespaces and the routes. Processes also carry SIGKILL as their
+// parent-death signal, so a test binary killed by `go test -timeout` takes
+// them along; its namespaces and routes are then removed by the next bench
+// that claims the same index.
 //
 // # Distinct benches
 //

@@ -61,6 +61,7 @@ func New(ctx context.Context, opts Options) (*Bench, error) {
 		b.closed = true
 		return nil, err
 	}
+	b.spawn = newSpawner()
 	b.log.Info("netns bench up", "index", b.Index, "gw", b.GW, "client", b.Client,
 		"prefix4", b.Prefix4, "prefix6", b.Prefix6)
 	return b, nil
