@@ -164,6 +164,7 @@ func TestStockKnockClient(t *testing.T) {
 func TestNmapScansOpenNothing(t *testing.T) {
 	b := newBench(t)
 	netnstest.RequireBinary(t, "nmap")
+	hostFirewall(t, b)
 	serveService(t, b)
 	g := startGateway(t, b, knockConfig(t))
 	dst := netip.AddrPortFrom(b.GW4, svcPort)
@@ -174,14 +175,22 @@ func TestNmapScansOpenNothing(t *testing.T) {
 	}
 	for _, name := range []string{"tcp all ports in order", "tcp all ports random", "tcp+udp door ports"} {
 		t.Run(name, func(t *testing.T) {
-			args := append([]string{"nmap", "-Pn", "-n", "--max-retries", "1", "--min-rate", "4000", "--host-timeout", "120s"}, scans[name]...)
+			args := append([]string{"nmap", "-Pn", "-n", "--max-retries", "1", "--min-rate", "6000", "--host-timeout", "120s"}, scans[name]...)
 			args = append(args, b.GW4.String())
 			out, _ := run(t, b, b.Client, 150*time.Second, false, args...)
-			if strings.Contains(out, " open ") || strings.Contains(out, "closed") && !strings.Contains(out, "filtered") {
-				t.Fatalf("nmap found something:\n%s", out)
+			t.Logf("%s\n%s", strings.Join(args, " "), out)
+			// Every port must look the same: filtered (no answer). For UDP
+			// nmap calls that "open|filtered".
+			for _, bad := range []string{"/tcp open", "/udp open ", "closed", "unfiltered", "/tcp filtered"} {
+				if strings.Contains(out, bad) {
+					t.Fatalf("nmap tells ports apart (%q):\n%s", bad, out)
+				}
 			}
-			if !strings.Contains(out, "filtered") {
-				t.Fatalf("nmap output does not report filtered ports:\n%s", out)
+			if !strings.Contains(out, "filtered tcp ports (no-response)") {
+				t.Fatalf("nmap output does not report all ports filtered:\n%s", out)
+			}
+			if strings.Contains(name, "udp") && strings.Count(out, "/udp open|filtered") != 21 && !strings.Contains(out, "21 open|filtered udp ports") {
+				t.Fatalf("UDP ports do not all look the same:\n%s", out)
 			}
 			hidden(t, b, netip.Addr{}, dst)
 		})
