@@ -138,21 +138,9 @@ func (b *Bench) setup(ctx context.Context, name string, index int) error {
 // routes, and returns its layout and the leftover tagged blackholes of it.
 // With index != 0 only that index is tried.
 func (b *Bench) claim(ctx context.Context, name string, index int) (layout, []netip.Prefix, error) {
-	var routes4, routes6 []hostRoute
-	for _, fam := range []string{"-4", "-6"} {
-		out, err := b.ip(ctx, "-j", fam, "route", "show", "table", "all")
-		if err != nil {
-			return layout{}, nil, err
-		}
-		rs, err := parseRoutes(out)
-		if err != nil {
-			return layout{}, nil, err
-		}
-		if fam == "-4" {
-			routes4 = rs
-		} else {
-			routes6 = rs
-		}
+	routes4, routes6, err := b.hostRoutes(ctx)
+	if err != nil {
+		return layout{}, nil, err
 	}
 	cands := []int{index}
 	if index == 0 {
@@ -164,11 +152,7 @@ func (b *Bench) claim(ctx context.Context, name string, index int) (layout, []ne
 		if err != nil {
 			return layout{}, nil, err
 		}
-		c := conflict(routes4, l.Prefix4)
-		if c == "" {
-			c = conflict(routes6, l.Prefix6)
-		}
-		if c != "" {
+		if c := conflicts(routes4, routes6, l); c != "" {
 			b.log.Debug("netns index skipped", "index", idx, "reason", c)
 			if index != 0 {
 				return layout{}, nil, fmt.Errorf("netns: index %d unusable: %s", idx, c)
@@ -186,6 +170,20 @@ func (b *Bench) claim(ctx context.Context, name string, index int) (layout, []ne
 		if err != nil {
 			return layout{}, nil, err
 		}
+		// Read again under the lock: the previous holder may have finished
+		// its Close since the first read.
+		routes4, routes6, err = b.hostRoutes(ctx)
+		if err != nil {
+			f.Close()
+			return layout{}, nil, err
+		}
+		if c := conflicts(routes4, routes6, l); c != "" {
+			f.Close()
+			if index != 0 {
+				return layout{}, nil, fmt.Errorf("netns: index %d unusable: %s", idx, c)
+			}
+			continue
+		}
 		b.lock = f
 		var left []netip.Prefix
 		if leftover(routes4, l.Prefix4) {
@@ -197,6 +195,35 @@ func (b *Bench) claim(ctx context.Context, name string, index int) (layout, []ne
 		return l, left, nil
 	}
 	return layout{}, nil, fmt.Errorf("netns: no free bench index (%d busy, the rest collide with host routes)", busy)
+}
+
+// hostRoutes reads the IPv4 and IPv6 routes of every table of the host
+// namespace.
+func (b *Bench) hostRoutes(ctx context.Context) (v4, v6 []hostRoute, err error) {
+	for _, fam := range []string{"-4", "-6"} {
+		out, err := b.ip(ctx, "-j", fam, "route", "show", "table", "all")
+		if err != nil {
+			return nil, nil, err
+		}
+		rs, err := parseRoutes(out)
+		if err != nil {
+			return nil, nil, err
+		}
+		if fam == "-4" {
+			v4 = rs
+		} else {
+			v6 = rs
+		}
+	}
+	return v4, v6, nil
+}
+
+// conflicts returns the first host route that makes l unusable, or "".
+func conflicts(routes4, routes6 []hostRoute, l layout) string {
+	if c := conflict(routes4, l.Prefix4); c != "" {
+		return c
+	}
+	return conflict(routes6, l.Prefix6)
 }
 
 // removeLeftoverNS deletes namespace ns if it exists. Only a dead holder of
