@@ -1,0 +1,182 @@
+package spa
+
+import (
+	"crypto"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/hpke"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sesame-gw/sesame/internal/policy"
+)
+
+// Resolver maps the credential of a decrypted packet to the public key that
+// must have signed it and to the client it names (docs/protocol.md §6 step
+// 8). It does at most one lookup (or, for certificates, one chain
+// verification): never a search over all clients. Its errors should wrap
+// ErrUnknownKey or ErrCredential; other errors are reported as
+// ErrCredential. It must be safe for concurrent use if the Opener is used
+// concurrently.
+type Resolver[C any] func(cred Credential, now time.Time) (signer crypto.PublicKey, client C, err error)
+
+// KeyResolver resolves CredEd25519 credentials with lookup, typically
+// (*policy.Set).ByKey. Other credential kinds are refused with
+// ErrCredential.
+func KeyResolver[C any](lookup func(ed25519.PublicKey) (C, bool)) Resolver[C] {
+	return func(cred Credential, _ time.Time) (crypto.PublicKey, C, error) {
+		var zero C
+		if cred.Kind != CredEd25519 || len(cred.Data) != ed25519.PublicKeySize {
+			return nil, zero, fmt.Errorf("%w: %v not accepted", ErrCredential, cred.Kind)
+		}
+		pub := ed25519.PublicKey(cred.Data)
+		c, ok := lookup(pub)
+		if !ok {
+			// The same text as spakey.FormatIdentity, so the log line can
+			// be searched for in configs.
+			return nil, zero, fmt.Errorf("%w: sesame-id1:%s", ErrUnknownKey, base64.RawURLEncoding.EncodeToString(pub))
+		}
+		return pub, c, nil
+	}
+}
+
+// Opened is a packet that passed every check of Opener.Open: authentic,
+// addressed to this gateway, fresh. It shares no memory with the datagram.
+type Opened[C any] struct {
+	// Client is what the Resolver returned.
+	Client C
+	// Credential is the credential the packet presented.
+	Credential Credential
+	// Request is what the client asks for; policy.Decide judges it.
+	Request policy.Request
+	// Timestamp is the client's clock when it sealed the packet.
+	Timestamp time.Time
+	// Skew is the gateway's clock minus Timestamp (positive: the packet is
+	// from the past).
+	Skew time.Duration
+	// ReplayKey identifies the packet in the replay cache.
+	ReplayKey ReplayKey
+	// ReplayUntil is how long the replay cache must remember ReplayKey:
+	// Timestamp + window. Afterwards the packet is stale anyway.
+	ReplayUntil time.Time
+}
+
+// Opener checks and opens datagrams sent to one gateway. It is safe for
+// concurrent use and holds no per-packet state (replay detection is the
+// caller's, with Opened.ReplayKey).
+type Opener[C any] struct {
+	priv    hpke.PrivateKey
+	gw      []byte // the gateway's X25519 public key
+	info    []byte
+	pre     *prefilter
+	resolve Resolver[C]
+	window  time.Duration
+}
+
+// NewOpener builds the Opener of the gateway whose X25519 private key is
+// gw. Packets are authenticated through resolve; their timestamp must be
+// within window of the gateway's clock (0 means DefaultWindow).
+func NewOpener[C any](gw *ecdh.PrivateKey, resolve Resolver[C], window time.Duration) (*Opener[C], error) {
+	if gw == nil || gw.Curve() != ecdh.X25519() {
+		return nil, errors.New("spa: gateway key is not an X25519 private key")
+	}
+	if resolve == nil {
+		return nil, errors.New("spa: nil resolver")
+	}
+	if window < 0 {
+		return nil, fmt.Errorf("spa: negative window %v", window)
+	}
+	if window == 0 {
+		window = DefaultWindow
+	}
+	priv, err := hpke.NewDHKEMPrivateKey(gw)
+	if err != nil {
+		return nil, fmt.Errorf("spa: %w", err)
+	}
+	pub := gw.PublicKey().Bytes()
+	return &Opener[C]{
+		priv:    priv,
+		gw:      pub,
+		info:    hpkeInfo(pub),
+		pre:     newPrefilter(pub),
+		resolve: resolve,
+		window:  window,
+	}, nil
+}
+
+// Window is the timestamp window the Opener enforces.
+func (o *Opener[C]) Window() time.Duration { return o.window }
+
+// Prefilter runs the cheap checks of docs/protocol.md §6 steps 2-5: length,
+// magic, version and mac1, costing at most one HMAC-SHA256 and no
+// public-key work. It is a DoS filter, not authentication. Errors wrap
+// ErrShort, ErrTooLong, ErrMagic, ErrVersion or ErrPrefilter.
+func (o *Opener[C]) Prefilter(b []byte) error { return o.pre.check(b) }
+
+// Open runs every check of docs/protocol.md §6 steps 2-10 on datagram b
+// received at now, cheapest first, and returns the authenticated request.
+// It does not consult or update any replay state: the caller checks
+// Opened.ReplayKey next. Errors wrap exactly one Reason. Open does not
+// retain b.
+func (o *Opener[C]) Open(b []byte, now time.Time) (*Opened[C], error) {
+	if err := o.pre.check(b); err != nil {
+		return nil, err
+	}
+	enc := b[headerSize : headerSize+encSize]
+	ct := b[headerSize+encSize : len(b)-macSize]
+	r, err := hpke.NewRecipient(enc, o.priv, suiteKDF(), suiteAEAD(), o.info)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
+	}
+	pt, err := r.Open(nil, ct)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
+	}
+	p, err := parsePlaintext(pt) // pt is a fresh buffer; p aliases it, not b
+	if err != nil {
+		return nil, err
+	}
+	signer, client, err := o.resolve(p.cred, now)
+	if err != nil {
+		if ReasonOf(err) == "" {
+			err = fmt.Errorf("%w: %w", ErrCredential, err)
+		}
+		return nil, err
+	}
+	if err := verify(signer, transcript(o.gw, enc, p.body), p.sig); err != nil {
+		return nil, err
+	}
+	ts := time.UnixMilli(p.ts)
+	skew := now.Sub(ts)
+	switch {
+	case skew > o.window:
+		return nil, fmt.Errorf("%w: timestamp %v in the past (window ±%v)", ErrStale, skew, o.window)
+	case skew < -o.window:
+		return nil, fmt.Errorf("%w: timestamp %v in the future (window ±%v)", ErrStale, -skew, o.window)
+	}
+	return &Opened[C]{
+		Client:      client,
+		Credential:  p.cred,
+		Request:     p.req,
+		Timestamp:   ts,
+		Skew:        skew,
+		ReplayKey:   replayKey(enc),
+		ReplayUntil: ts.Add(o.window),
+	}, nil
+}
+
+// verify checks sig over msg with the signer's key. Only Ed25519 is
+// supported in this version.
+func verify(signer crypto.PublicKey, msg, sig []byte) error {
+	switch pub := signer.(type) {
+	case ed25519.PublicKey:
+		if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, msg, sig) {
+			return ErrSignature
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: unsupported signer key %T", ErrCredential, signer)
+	}
+}
