@@ -38,8 +38,9 @@ type DecodeOptions struct {
 // received, ASCII) with one set of keys, the way fwknopd tries one
 // access.conf stanza:
 //
-//  1. cheap format checks, no crypto: 140..399 characters, base64
-//     alphabet only (no '='), no "U2FsdGVkX1" prefix;
+//  1. cheap format checks, no crypto (CheckFormat): 140..399 characters,
+//     base64 alphabet only (no '='), no "U2FsdGVkX1" prefix, a first
+//     character that completes "Salted__";
 //  2. with an HMAC key: the last B64Len characters are the HMAC of
 //     "U2FsdGVkX1"+rest, compared in constant time before any decryption;
 //  3. canonical base64, "Salted__" + salt + whole AES blocks, EVP_BytesToKey
@@ -61,7 +62,8 @@ type DecodeOptions struct {
 // fwknop client produces: '=' anywhere and non-canonical base64 are
 // rejected (libfko stops decoding at '=' and ignores stray low bits, so
 // without an HMAC a replayed packet could be re-spelled to dodge the
-// replay cache); the 8 header bytes must read "Salted__"; numbers must be
+// replay cache); the 8 header bytes must read "Salted__" (libfko skips
+// them unread); numbers must be
 // plain digits; NUL bytes in decoded fields and leading zeros in the
 // allow IP are rejected.
 func Decode(packet []byte, keys Keys, opts DecodeOptions) (*Message, error) {
@@ -106,7 +108,8 @@ func DecodeString(packet string, keys Keys, opts DecodeOptions) (*Message, error
 }
 
 // CheckFormat performs Decode's key-less checks (step 1): length
-// 140..399, standard base64 alphabet without '=', no "U2FsdGVkX1" prefix.
+// 140..399, standard base64 alphabet without '=', no "U2FsdGVkX1" prefix,
+// and a first character that completes "Salted__" (see LooksLikeFwknop).
 // Errors wrap ErrFormat.
 func CheckFormat(packet []byte) error {
 	n := len(packet)
@@ -117,6 +120,8 @@ func CheckFormat(packet []byte) error {
 		return fmt.Errorf("%w: %d characters, fwknopd treats %d or more as GPG (not supported)", ErrFormat, n, GPGPacketLen)
 	case bytes.HasPrefix(packet, []byte(saltedPrefix)):
 		return fmt.Errorf("%w: starts with the %q prefix fwknop clients strip", ErrFormat, saltedPrefix)
+	case !saltedFirstChar(packet[0]):
+		return fmt.Errorf("%w: first character %q cannot follow %q (the blob must start with \"Salted__\")", ErrFormat, packet[0], saltedPrefix)
 	}
 	for i, c := range packet {
 		if !isB64Char(c) {

@@ -22,9 +22,7 @@ func LooksLikeFwknop(payload []byte) bool {
 	if len(payload) < MinPacketLen || len(payload) > MaxPacketLen {
 		return false
 	}
-	switch payload[0] {
-	case '8', '9', '+', '/':
-	default:
+	if !saltedFirstChar(payload[0]) {
 		return false
 	}
 	for _, c := range payload {
@@ -34,3 +32,8 @@ func LooksLikeFwknop(payload []byte) bool {
 	}
 	return true
 }
+
+// saltedFirstChar reports whether c can be the first wire character: its
+// high 4 bits must be 1111 (the end of '_' in "Salted__"), so c is one of
+// the base64 digits 60..63.
+func saltedFirstChar(c byte) bool { return c == '8' || c == '9' || c == '+' || c == '/' }

@@ -37,8 +37,11 @@ func FuzzDecode(f *testing.F) {
 				if err == nil && (!valid[string(p)] || mode == ModeLegacy) {
 					t.Fatalf("accepted a packet that is not a seed: %q → %+v", p, m)
 				}
-				if errors.Is(err, ErrFormat) != (CheckFormat(p) != nil) && CheckFormat(p) != nil {
-					t.Fatalf("CheckFormat and Decode disagree on %q: %v", p, err)
+				if CheckFormat(p) != nil && !errors.Is(err, ErrFormat) {
+					t.Fatalf("CheckFormat rejects %q but Decode says %v", p, err)
+				}
+				if CheckFormat(p) == nil && !LooksLikeFwknop(p) {
+					t.Fatalf("CheckFormat accepts %q but LooksLikeFwknop does not", p)
 				}
 				if !LooksLikeFwknop(p) && !errors.Is(err, ErrFormat) {
 					t.Fatalf("LooksLikeFwknop false but Decode error %v", err)
