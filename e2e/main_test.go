@@ -140,3 +140,5 @@ func nftList(t *testing.T, b *netns.Bench, what ...string) string {
 	out, _ := run(t, b, b.GW, 10*time.Second, true, append([]string{"nft", "list"}, what...)...)
 	return out
 }
+
+func execLookPath(name string) (string, error) { return exec.LookPath(name) }

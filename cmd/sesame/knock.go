@@ -26,7 +26,8 @@ func runKnock(args []string, stdout, stderr io.Writer) error {
 	v6 := fs.Bool("6", false, "use IPv6 only")
 	allUDP := fs.Bool("u", false, "knock with UDP on every port without a protocol (knock -u)")
 	wait := fs.String("wait", "", "after knocking, poll tcp/PORT[=TIMEOUT] until it answers; exit 1 if it never does")
-	verbose := fs.Bool("v", false, "print each step")
+	waitEvery := fs.Duration("wait-interval", 5*time.Millisecond, "with --wait, start a fresh connection attempt this often")
+	verbose := fs.Bool("v", false, "print each step, and with --wait the time from the last knock to the open port")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sesame knock [--delay D] [-4|-6] [-u] [--wait tcp/PORT[=TIMEOUT]] HOST PORT[/tcp|/udp|:udp]...")
 		fs.PrintDefaults()
@@ -81,14 +82,17 @@ func runKnock(args []string, stdout, stderr io.Writer) error {
 	if err := client.Knock(ctx, addr, steps, *delay); err != nil {
 		return err
 	}
+	sent := time.Now() // the last knock has left
 	if *wait != "" {
 		dst := netip.AddrPortFrom(addr, waitSvc.Port)
-		start := time.Now()
-		if err := client.WaitTCP(ctx, dst, 5*time.Millisecond, waitFor); err != nil {
+		if *waitEvery <= 0 {
+			return &exitError{code: 2, err: errors.New("--wait-interval must be positive")}
+		}
+		if err := client.WaitTCP(ctx, dst, *waitEvery, waitFor); err != nil {
 			return err
 		}
 		if *verbose {
-			fmt.Fprintf(stdout, "%v open after %v\n", dst, time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(stdout, "%v open after %dus\n", dst, time.Since(sent).Microseconds())
 		}
 	}
 	return nil

@@ -90,11 +90,9 @@ func sendSYNPortable(ctx context.Context, dst netip.AddrPort) error {
 	return nil
 }
 
-// WaitTCP returns nil once a TCP connection to dst succeeds, trying a fresh
-// connect every interval (a dropped SYN is not retransmitted for a second,
-// so waiting on one attempt would add up to a second of latency), or an
-// error when timeout passes first.
-func WaitTCP(ctx context.Context, dst netip.AddrPort, interval, timeout time.Duration) error {
+// waitTCPPortable is WaitTCP with the net package: a fresh connect every
+// interval in its own goroutine.
+func waitTCPPortable(ctx context.Context, dst netip.AddrPort, interval, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ok := make(chan struct{}, 1)

@@ -12,14 +12,7 @@ import (
 // sendSYN sends exactly one SYN, as knockd's client does: a non-blocking
 // connect() and an immediate close().
 func sendSYN(ctx context.Context, dst netip.AddrPort) error {
-	var sa unix.Sockaddr
-	family := unix.AF_INET
-	if dst.Addr().Is4() {
-		sa = &unix.SockaddrInet4{Port: int(dst.Port()), Addr: dst.Addr().As4()}
-	} else {
-		family = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Port: int(dst.Port()), Addr: dst.Addr().As16()}
-	}
+	family, sa := sockaddr(dst)
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return sendSYNPortable(ctx, dst)

@@ -74,6 +74,11 @@ func TestKnockLoopback(t *testing.T) {
 }
 
 func TestWaitTCP(t *testing.T) {
+	t.Run("native", func(t *testing.T) { testWaitTCP(t, WaitTCP) })
+	t.Run("portable", func(t *testing.T) { testWaitTCP(t, waitTCPPortable) })
+}
+
+func testWaitTCP(t *testing.T, wait func(context.Context, netip.AddrPort, time.Duration, time.Duration) error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -88,11 +93,11 @@ func TestWaitTCP(t *testing.T) {
 			c.Close()
 		}
 	}()
-	if err := WaitTCP(context.Background(), dst, 5*time.Millisecond, 2*time.Second); err != nil {
+	if err := wait(context.Background(), dst, 5*time.Millisecond, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	ln.Close()
-	if err := WaitTCP(context.Background(), dst, 5*time.Millisecond, 100*time.Millisecond); err == nil {
+	if err := wait(context.Background(), dst, 5*time.Millisecond, 100*time.Millisecond); err == nil {
 		t.Fatal("WaitTCP succeeded on a closed port")
 	}
 }
