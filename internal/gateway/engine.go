@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,8 +22,18 @@ import (
 // Door is a knock door with what it opens.
 type Door struct {
 	knock.Door
+	// Open and Duration make kernel grants for the knocking source.
 	Open     []service.Service
 	Duration time.Duration
+	// Action, when set, is also told of each completion (knockd-style
+	// start/stop commands). It is called from the engine's goroutine and
+	// must not block: queue slow work.
+	Action Action
+}
+
+// Action is what a completed door does besides kernel grants.
+type Action interface {
+	Opened(src netip.Addr, door string, at time.Time)
 }
 
 // Config is what the engine needs to run.
@@ -57,8 +68,12 @@ type Stats struct {
 	Packets, Knocks, Resets, Grants, GrantErrors, Dropped atomic.Uint64
 }
 
-// New returns an engine over fw and src.
+// New returns an engine over fw and src. A nil fw runs the engine without
+// a firewall of its own: doors can then only run actions.
 func New(cfg Config, fw firewall.Firewall, src capture.Source) *Engine {
+	if fw == nil {
+		fw = noFirewall{}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -203,11 +218,18 @@ func (e *Engine) apply(events []knock.Event) {
 			}
 		case knock.Completed:
 			e.stats.Grants.Add(1)
-			grants := make([]firewall.Grant, len(d.Open))
-			for i, s := range d.Open {
-				grants[i] = firewall.Grant{Addr: ev.Src, Service: s, TTL: d.Duration}
+			if d.Action != nil {
+				d.Action.Opened(ev.Src, d.Name, e.now())
 			}
-			e.writer.grant(grantRequest{grants: grants, door: d.Name, at: e.now()})
+			if len(d.Open) > 0 {
+				grants := make([]firewall.Grant, len(d.Open))
+				for i, s := range d.Open {
+					grants[i] = firewall.Grant{Addr: ev.Src, Service: s, TTL: d.Duration}
+				}
+				e.writer.grant(grantRequest{grants: grants, door: d.Name, at: e.now()})
+			} else {
+				e.log.Info("door opened", "src", ev.Src, "door", d.Name)
+			}
 			if e.knock.Progress(ev.Src) == nil {
 				e.writer.unwatch(ev.Src)
 			}
