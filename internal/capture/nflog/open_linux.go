@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
+	"unsafe"
 
 	nflog "github.com/florianl/go-nflog/v2"
 	"github.com/mdlayher/netlink"
@@ -46,6 +48,13 @@ func Open(ctx context.Context, cfg Config) (*Source, error) {
 	if err := ctx.Err(); err != nil {
 		nf.Close()
 		return nil, err
+	}
+	if rc, err := nf.Con.SyscallConn(); err == nil {
+		s.sockDrops = func() (uint64, error) { return socketDrops(rc) }
+		if _, err := s.sockDrops(); err != nil {
+			s.log.Debug("kernel drop count unavailable; counting ENOBUFS instead", "err", err)
+			s.sockDrops = nil
+		}
 	}
 
 	loopCtx, cancel := context.WithCancel(context.Background())
@@ -134,4 +143,26 @@ func bindError(group uint16, err error) error {
 		return fmt.Errorf("nflog: bind group %d: %v (binding an NFLOG group needs CAP_NET_ADMIN)", group, err)
 	}
 	return fmt.Errorf("nflog: bind group %d: %v", group, err)
+}
+
+// socketDrops returns how many messages the kernel dropped on the socket
+// because its receive buffer was full: SK_MEMINFO_DROPS of SO_MEMINFO
+// (sk_drops, which netlink_overrun increments per lost message).
+func socketDrops(rc syscall.RawConn) (uint64, error) {
+	var mem [unix.SK_MEMINFO_DROPS + 1]uint32
+	n := uint32(unsafe.Sizeof(mem))
+	var errno syscall.Errno
+	if err := rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&mem[0])), uintptr(unsafe.Pointer(&n)), 0)
+	}); err != nil {
+		return 0, err
+	}
+	if errno != 0 {
+		return 0, fmt.Errorf("getsockopt SO_MEMINFO: %w", errno)
+	}
+	if n < uint32(unsafe.Sizeof(mem)) {
+		return 0, fmt.Errorf("getsockopt SO_MEMINFO: %d bytes", n)
+	}
+	return uint64(mem[unix.SK_MEMINFO_DROPS]), nil
 }

@@ -3,12 +3,16 @@
 // kernel then drops, read over netfilter netlink with
 // github.com/florianl/go-nflog/v2 (NFULNL, linux/netfilter/nfnetlink_log.h).
 //
-// Settings that matter, measured in docs/research floor.md: a queue
+// Settings that matter (measured on this project's bench): a queue
 // threshold of 1 (the kernel default batches for up to 1 s), a receive
 // buffer of MiBs (the default holds ≈256 knocks), and a receive loop that
 // survives ENOBUFS (go-nflog's deprecated Register stops silently on it).
-// Receive overflow (ENOBUFS) and a full hand-off queue are counted in
-// Stats.Dropped; the hook never blocks.
+// Packets lost to a full socket buffer (the kernel's exact count) or a full
+// hand-off queue are counted in Stats.Dropped; the hook never blocks.
+//
+// Interface names are looked up in the caller's network namespace: run the
+// daemon inside the namespace it guards (as `ip netns exec` does), or leave
+// Iface empty by setting Config.NetNS.
 package nflog
 
 import (
@@ -56,6 +60,11 @@ type Source struct {
 	failErr  error // written before failed is closed
 
 	overflows atomic.Uint64 // ENOBUFS events
+
+	// sockDrops reads the kernel's count of messages dropped on the socket
+	// (SO_MEMINFO); nil when unavailable, and then each ENOBUFS counts one.
+	sockDrops     func() (uint64, error)
+	lastSockDrops atomic.Uint64 // highest value sockDrops returned
 }
 
 var _ capture.Source = (*Source)(nil)
@@ -101,9 +110,32 @@ func (s *Source) ReadPacket(ctx context.Context) (capture.Packet, error) {
 }
 
 // Stats returns the counters. Dropped counts packets the hand-off queue had
-// no room for plus one per receive-buffer overflow (ENOBUFS): the kernel
-// does not say how many packets an overflow lost.
-func (s *Source) Stats() capture.Stats { return s.q.stats() }
+// no room for plus the messages the kernel dropped because the socket's
+// receive buffer was full (its SO_MEMINFO drop count, exact); where that
+// count is unavailable, one per ENOBUFS error instead (a lower bound).
+// Stats makes one getsockopt call.
+func (s *Source) Stats() capture.Stats {
+	st := s.q.stats()
+	st.Dropped += s.socketDrops()
+	return st
+}
+
+// socketDrops returns the kernel's drop count, remembering the highest value
+// read so that it stays available after Close.
+func (s *Source) socketDrops() uint64 {
+	if s.sockDrops == nil {
+		return 0
+	}
+	if d, err := s.sockDrops(); err == nil {
+		for {
+			old := s.lastSockDrops.Load()
+			if d <= old || s.lastSockDrops.CompareAndSwap(old, d) {
+				break
+			}
+		}
+	}
+	return s.lastSockDrops.Load()
+}
 
 // Close stops the receive loop and closes the socket (the kernel unbinds
 // the group with it). Pending and later ReadPacket calls return
@@ -114,6 +146,7 @@ func (s *Source) Close() error {
 	s.closeOnce.Do(func() {
 		first = true
 		close(s.done)
+		s.socketDrops() // last read while the socket is open
 		if s.stop != nil {
 			s.closeErr = s.stop()
 		}
@@ -163,13 +196,16 @@ func (s *Source) fail(err error) {
 	})
 }
 
-// overflow counts a receive-buffer overflow (ENOBUFS): the first one is
-// logged as a warning, later ones only every 1024th.
+// overflow handles a receive-buffer overflow (ENOBUFS): the kernel dropped
+// one or more messages. Without an exact kernel count it counts one drop.
+// The first overflow is logged as a warning, later ones every 1024th.
 func (s *Source) overflow() {
-	s.q.dropped.Add(1)
+	if s.sockDrops == nil {
+		s.q.dropped.Add(1)
+	}
 	if n := s.overflows.Add(1); n == 1 || n%1024 == 0 {
 		s.log.Warn("nflog receive buffer overflowed; packets were dropped (raise ReadBuffer, or the daemon is too slow)",
-			"overflows", n, "read_buffer", s.cfg.ReadBuffer)
+			"overflows", n, "kernel_drops", s.socketDrops(), "read_buffer", s.cfg.ReadBuffer)
 	}
 }
 
