@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -99,6 +100,7 @@ func TestNFLOGHelperProcess(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	baseline := runtime.NumGoroutine()
 	src, err := nflog.Open(ctx, nflog.Config{Group: group})
 	if err != nil {
 		emit(event{Kind: "ready", Err: err.Error()})
@@ -118,7 +120,14 @@ func TestNFLOGHelperProcess(t *testing.T) {
 		now := monoNow()
 		if err != nil {
 			cerr := src.Close()
-			emit(event{Kind: "closed", Stats: src.Stats(), Err: fmt.Sprint(err, " / close: ", cerr)})
+			// go-nflog's goroutines end once the socket is closed; give
+			// them a bounded moment to notice.
+			leaked := runtime.NumGoroutine() - baseline
+			for i := 0; i < 200 && leaked > 0; i++ {
+				time.Sleep(10 * time.Millisecond)
+				leaked = runtime.NumGoroutine() - baseline
+			}
+			emit(event{Kind: "closed", Stats: src.Stats(), Count: leaked, Err: fmt.Sprint(err, " / close: ", cerr)})
 			return
 		}
 		switch {
@@ -380,6 +389,9 @@ func TestNFLOGNamespaces(t *testing.T) {
 	}
 	if !strings.Contains(evs[i].Err, context.Canceled.Error()) || !strings.HasSuffix(evs[i].Err, "close: <nil>") {
 		t.Errorf("helper shutdown: %s", evs[i].Err)
+	}
+	if evs[i].Count > 0 {
+		t.Errorf("%d goroutines left running after Close", evs[i].Count)
 	}
 	if helper.Err() != nil {
 		t.Errorf("helper exit: %v\n%s", helper.Err(), helper.Output())
