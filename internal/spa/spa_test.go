@@ -329,3 +329,33 @@ func TestCredentialKinds(t *testing.T) {
 		t.Fatalf("bare resolver error: %v, want credential", err)
 	}
 }
+
+// One Opener serves many goroutines (the gateway's worker pool).
+func TestOpenConcurrent(t *testing.T) {
+	gw := gatewayKey(t, 1)
+	alice := clientKey(10)
+	o := newOpener(t, gw, clients{"alice": alice.Public().(ed25519.PublicKey)})
+	good := seal(t, alice, gw, req22(), t0)
+	bad := append([]byte(nil), good...)
+	bad[40] ^= 1
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			var err error
+			for range 20 {
+				if _, e := o.Open(good, t0); e != nil {
+					err = e
+				}
+				if _, e := o.Open(bad, t0); ReasonOf(e) != ErrPrefilter {
+					err = errors.New("tampered packet not refused by the pre-filter")
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
