@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,10 +45,22 @@ type Config struct {
 	Logger     *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// KeepOnExit leaves the table in the kernel when Run returns (the
-	// default): grants keep expiring on their own. Teardown is `sesame
-	// cleanup`'s job.
+
+	// SPAPorts are the UDP services whose datagrams go to Handlers.
+	SPAPorts []service.Service
+	// Handlers decide on SPA datagrams, first match wins.
+	Handlers []DatagramHandler
+	// Workers verifying datagrams at once; 0 means GOMAXPROCS.
+	Workers int
+	// SourceRate and SourceBurst bound the datagrams per second one source
+	// (an IPv4 address or an IPv6 /64) may have verified; 0 means 20/s
+	// with bursts of 40.
+	SourceRate, SourceBurst float64
 }
+
+// When Run returns, the table stays in the kernel: grants keep expiring
+// on their own and protected ports stay hidden. Removing it is `sesame
+// cleanup`'s job.
 
 // Engine runs one gateway. Create it with New and call Run once.
 type Engine struct {
@@ -61,11 +74,17 @@ type Engine struct {
 	limit  *logLimiter
 	stats  Stats
 	evbuf  []knock.Event
+
+	spaPorts  map[uint16]bool
+	datagrams chan datagram
+	perSource *sourceLimiter
 }
 
 // Stats are the engine's cumulative counters.
 type Stats struct {
 	Packets, Knocks, Resets, Grants, GrantErrors, Dropped atomic.Uint64
+	// Datagrams counts SPA datagrams by outcome.
+	Datagrams, DatagramsDropped, RateLimited, Rejected atomic.Uint64
 }
 
 // New returns an engine over fw and src. A nil fw runs the engine without
@@ -94,6 +113,20 @@ func New(cfg Config, fw firewall.Firewall, src capture.Source) *Engine {
 		limit: newLogLimiter(cfg.Now, 50, 200),
 	}
 	e.writer = newWriter(fw, cfg.Logger, &e.stats)
+	e.spaPorts = make(map[uint16]bool)
+	for _, s := range cfg.SPAPorts {
+		if s.Proto == service.UDP {
+			e.spaPorts[s.Port] = true
+		}
+	}
+	if e.cfg.Workers <= 0 {
+		e.cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if e.cfg.SourceRate <= 0 {
+		e.cfg.SourceRate, e.cfg.SourceBurst = 20, 40
+	}
+	e.datagrams = make(chan datagram, 1024)
+	e.perSource = newSourceLimiter(e.cfg.SourceRate, max(e.cfg.SourceBurst, 1), 65536)
 	return e
 }
 
@@ -121,6 +154,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); e.writer.run(ctx) }()
+	if len(e.cfg.Handlers) > 0 {
+		for range e.cfg.Workers {
+			wg.Add(1)
+			go func() { defer wg.Done(); e.verify(ctx) }()
+		}
+	}
 	packets := make(chan capture.Packet, 1024)
 	readErr := make(chan error, 1)
 	wg.Add(1)
@@ -168,6 +207,9 @@ func (e *Engine) read(ctx context.Context, out chan<- capture.Packet) error {
 				return ctx.Err()
 			}
 			return err
+		}
+		if p.Proto == service.UDP && e.spaPorts[p.DstPort] && len(e.cfg.Handlers) > 0 {
+			e.queueDatagram(p)
 		}
 		p.Payload = nil // the knock path never needs it; it aliases the source's buffer
 		select {

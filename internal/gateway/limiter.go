@@ -1,11 +1,15 @@
 package gateway
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // logLimiter caps info-level per-packet decision lines (a knock flood must
 // not flood the journal): a token bucket of burst lines refilled at rate
 // per second; what it refuses is counted and reported in one line.
 type logLimiter struct {
+	mu         sync.Mutex
 	now        func() time.Time
 	rate       float64
 	burst      float64
@@ -20,6 +24,8 @@ func newLogLimiter(now func() time.Time, rate, burst float64) *logLimiter {
 }
 
 func (l *logLimiter) allow() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	t := l.now()
 	if !l.last.IsZero() {
 		l.tokens = min(l.burst, l.tokens+t.Sub(l.last).Seconds()*l.rate)
@@ -35,6 +41,8 @@ func (l *logLimiter) allow() bool {
 
 // takeSuppressed returns the count to report, at most once per 10 s.
 func (l *logLimiter) takeSuppressed() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.suppressed == 0 || l.now().Sub(l.reportedAt) < 10*time.Second {
 		return 0
 	}

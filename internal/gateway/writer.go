@@ -23,8 +23,11 @@ type writer struct {
 
 type grantRequest struct {
 	grants []firewall.Grant
-	door   string
-	at     time.Time // when the decision was made, for the latency log
+	door   string    // knock door, or
+	proto  string    // the SPA protocol ("spa", "fwknop")
+	client string    // and the authenticated client
+	at     time.Time // when the packet arrived, for the latency log
+	after  func(error)
 }
 
 type mark struct {
@@ -124,6 +127,9 @@ func (w *writer) applyGrants(ctx context.Context, reqs []grantRequest) {
 }
 
 func (w *writer) report(r grantRequest, err error) {
+	if r.after != nil {
+		defer r.after(err)
+	}
 	if len(r.grants) == 0 {
 		return
 	}
@@ -132,12 +138,19 @@ func (w *writer) report(r grantRequest, err error) {
 	for i, x := range r.grants {
 		services[i] = x.Service.String()
 	}
+	attrs := []any{"src", g.Addr}
+	if r.door != "" {
+		attrs = append(attrs, "door", r.door)
+	} else {
+		attrs = append(attrs, "proto", r.proto, "client", r.client)
+	}
+	attrs = append(attrs, "services", services)
 	if err != nil {
 		w.stats.GrantErrors.Add(1)
-		w.log.Error("grant failed", "src", g.Addr, "door", r.door, "services", services, "err", err)
+		w.log.Error("grant failed", append(attrs, "err", err)...)
 		return
 	}
-	w.log.Info("grant", "src", g.Addr, "door", r.door, "services", services, "ttl", g.TTL, "latency", time.Since(r.at).Round(time.Microsecond))
+	w.log.Info("grant", append(attrs, "ttl", g.TTL, "latency", time.Since(r.at).Round(time.Microsecond))...)
 }
 
 func (w *writer) applyMarks(ctx context.Context, marks []mark) {

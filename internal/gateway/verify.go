@@ -1,0 +1,95 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+
+	"github.com/sesame-gw/sesame/internal/capture"
+)
+
+// maxDatagram bounds what is copied from a capture into the verification
+// queue; larger datagrams are no SPA packet of any supported format.
+const maxDatagram = 2048
+
+type datagram struct {
+	p   capture.Packet
+	buf *[maxDatagram]byte
+}
+
+var bufPool = sync.Pool{New: func() any { return new([maxDatagram]byte) }}
+
+// queueDatagram copies p's payload and queues it for the workers, or drops
+// it (counted) when the queue is full: the capture loop never waits.
+func (e *Engine) queueDatagram(p capture.Packet) {
+	e.stats.Datagrams.Add(1)
+	if len(p.Payload) > maxDatagram {
+		e.stats.Rejected.Add(1)
+		e.log.Debug("reject", "src", p.Src, "reason", "too-long", "size", len(p.Payload))
+		return
+	}
+	buf := bufPool.Get().(*[maxDatagram]byte)
+	n := copy(buf[:], p.Payload)
+	p.Payload = buf[:n]
+	select {
+	case e.datagrams <- datagram{p: p, buf: buf}:
+	default:
+		bufPool.Put(buf)
+		e.stats.DatagramsDropped.Add(1)
+	}
+}
+
+// verify is one worker: rate limit, then the first matching handler.
+func (e *Engine) verify(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case d := <-e.datagrams:
+			e.handleDatagram(d.p)
+			bufPool.Put(d.buf)
+		}
+	}
+}
+
+// HandleDatagram runs one datagram through the same path as the workers
+// (for tests). Safe for concurrent use.
+func (e *Engine) HandleDatagram(p capture.Packet) { e.handleDatagram(p) }
+
+func (e *Engine) handleDatagram(p capture.Packet) {
+	now := p.Time
+	if now.IsZero() {
+		now = e.now()
+	}
+	if !e.perSource.allow(p.Src, now) {
+		e.stats.RateLimited.Add(1)
+		e.log.Debug("reject", "src", p.Src, "reason", "rate-limited")
+		return
+	}
+	for _, h := range e.cfg.Handlers {
+		if !h.Match(p.Payload) {
+			continue
+		}
+		v := h.Handle(now, p.Src, p.Dst, p.Payload)
+		if v.Reason != "" {
+			e.stats.Rejected.Add(1)
+			attrs := []any{"proto", h.Name(), "src", p.Src, "reason", v.Reason}
+			if v.Client != "" {
+				attrs = append(attrs, "client", v.Client)
+			}
+			if v.Detail != "" {
+				attrs = append(attrs, "detail", v.Detail)
+			}
+			if v.Quiet || !e.limit.allow() {
+				e.log.Debug("reject", attrs...)
+			} else {
+				e.log.Info("reject", attrs...)
+			}
+			return
+		}
+		e.stats.Grants.Add(1)
+		e.writer.grant(grantRequest{grants: v.Grants, proto: h.Name(), client: v.Client, at: now, after: v.After})
+		return
+	}
+	e.stats.Rejected.Add(1)
+	e.log.Debug("reject", "src", p.Src, "reason", "unknown-format", "size", len(p.Payload))
+}
