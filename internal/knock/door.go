@@ -105,6 +105,10 @@ type Door struct {
 	Flags Flags
 	// Sources limits who may knock; empty means everyone.
 	Sources []netip.Prefix
+	// Rotator, when set, makes a rotating door: its sequence is derived from
+	// the time (internal/totp), Sequence is ignored, the sequences of the
+	// current and the previous period are accepted, and each opens once.
+	Rotator Rotator
 }
 
 func (d *Door) allows(a netip.Addr) bool {
@@ -127,6 +131,12 @@ func (d *Door) flagsOK(s service.Service, f packet.TCPFlags) bool {
 func (d Door) Validate() error {
 	if d.Name == "" {
 		return fmt.Errorf("door has no name")
+	}
+	if d.Rotator != nil {
+		if d.Timeout <= 0 {
+			return fmt.Errorf("door %q: timeout must be positive", d.Name)
+		}
+		return nil
 	}
 	if len(d.Sequence) == 0 {
 		return fmt.Errorf("door %q: empty sequence", d.Name)

@@ -45,6 +45,15 @@ const (
 	ReasonTimeout   = "timeout"
 	ReasonEvicted   = "evicted"
 	ReasonReplaced  = "doors changed"
+	// ReasonRepeatedKnock: with Options.Knockd, the step just matched came
+	// again (knockd fails the attempt; Sesame's default tolerates it).
+	ReasonRepeatedKnock = "repeated knock"
+	// ReasonRotated: a rotating door's period the attempt followed is no
+	// longer accepted.
+	ReasonRotated = "sequence rotated"
+	// ReasonUsed: the sequence the attempt followed was used by a completed
+	// knock (one-time and rotating sequences open once).
+	ReasonUsed = "sequence used"
 )
 
 // Event is one decision of the machine about one attempt.
@@ -58,4 +67,7 @@ type Event struct {
 	// Service is the packet's destination (zero for timeouts, evictions).
 	Service service.Service
 	Reason  string
+	// Reached is, on Reset, the number of steps the attempt had matched
+	// (knockd logs it on a timeout); 0 otherwise.
+	Reached int
 }
