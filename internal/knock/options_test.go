@@ -170,4 +170,3 @@ func TestKnockdModeDefaultsUnchanged(t *testing.T) {
 		t.Fatalf("max %d", n.max)
 	}
 }
-
