@@ -1,0 +1,160 @@
+//go:build linux
+
+package nftables
+
+import (
+	nft "github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// Names of the objects in Sesame's table. See the package documentation for
+// the ruleset they make up.
+const (
+	setGrants4   = "grants4"
+	setGrants6   = "grants6"
+	setProtected = "protected"
+	setWatched   = "watched"
+	setWatch4    = "watch4"
+	setWatch6    = "watch6"
+	setAllow4    = "allow4"
+	setAllow6    = "allow6"
+	chainInput   = "input"
+)
+
+// Registers as nft(8) allocates them for these rules: NFT_REG_1 is the first
+// 16-byte register, NFT_REG_2 the second; 9, 10 and 13 are the 4-byte
+// registers NFT_REG32_01, _02 and _05. A concatenation is loaded into
+// consecutive 4-byte registers.
+const (
+	reg1    = unix.NFT_REG_1
+	reg2    = unix.NFT_REG_2
+	reg32_1 = unix.NFT_REG32_01
+	reg32_2 = unix.NFT_REG32_02
+	reg32_5 = unix.NFT_REG32_05
+)
+
+// setDefs builds fresh descriptions of every set of the table. IDs are fixed
+// and non-zero, so AddSet does not touch the library's global ID counter
+// (unsynchronised across Conns); they only need to be unique in one batch.
+//
+// The timeout sets have HasTimeout set: google/nftables drops an element's
+// Timeout unless the *Set passed to SetAddElements says so.
+func setDefs(t *nft.Table) map[string]*nft.Set {
+	svc := nft.MustConcatSetType(nft.TypeInetProto, nft.TypeInetService)
+	return map[string]*nft.Set{
+		setGrants4: {Table: t, ID: 1, Name: setGrants4, HasTimeout: true, Concatenation: true,
+			KeyType: nft.MustConcatSetType(nft.TypeIPAddr, nft.TypeInetProto, nft.TypeInetService)},
+		setGrants6: {Table: t, ID: 2, Name: setGrants6, HasTimeout: true, Concatenation: true,
+			KeyType: nft.MustConcatSetType(nft.TypeIP6Addr, nft.TypeInetProto, nft.TypeInetService)},
+		setProtected: {Table: t, ID: 3, Name: setProtected, Concatenation: true, KeyType: svc},
+		setWatched:   {Table: t, ID: 4, Name: setWatched, Concatenation: true, KeyType: svc},
+		setWatch4: {Table: t, ID: 5, Name: setWatch4, HasTimeout: true, KeyType: nft.TypeIPAddr,
+			KeyByteOrder: binaryutil.BigEndian},
+		setWatch6: {Table: t, ID: 6, Name: setWatch6, HasTimeout: true, KeyType: nft.TypeIP6Addr,
+			KeyByteOrder: binaryutil.BigEndian},
+		setAllow4: {Table: t, ID: 7, Name: setAllow4, Interval: true, KeyType: nft.TypeIPAddr},
+		setAllow6: {Table: t, ID: 8, Name: setAllow6, Interval: true, KeyType: nft.TypeIP6Addr},
+	}
+}
+
+// setOrder is the order sets are created in (and listed by nft). The sets
+// that survive a Setup come first, so that the listing after a second Setup
+// is the same as after the first.
+var setOrder = []string{setGrants4, setGrants6, setWatch4, setWatch6, setProtected, setWatched, setAllow4, setAllow6}
+
+// stateSets hold live state (grants, knock progress) and survive a Setup
+// when their definition is unchanged.
+var stateSets = map[string]bool{setGrants4: true, setGrants6: true, setWatch4: true, setWatch6: true}
+
+// compatible reports whether the kernel's set have can stand in for want.
+func compatible(have, want *nft.Set) bool {
+	return have.KeyType.GetNFTMagic() == want.KeyType.GetNFTMagic() &&
+		have.KeyType.Bytes == want.KeyType.Bytes &&
+		have.HasTimeout == want.HasTimeout && have.Interval == want.Interval &&
+		!have.IsMap && !have.Anonymous && !have.Constant && have.Timeout == 0
+}
+
+func inputChain(t *nft.Table, prio int32) *nft.Chain {
+	policy := nft.ChainPolicyAccept
+	return &nft.Chain{
+		Name:     chainInput,
+		Table:    t,
+		Type:     nft.ChainTypeFilter,
+		Hooknum:  nft.ChainHookInput,
+		Priority: nft.ChainPriorityRef(nft.ChainPriority(prio)),
+		Policy:   &policy,
+	}
+}
+
+// rules returns the expressions of the input chain's rules, in order. They
+// mirror what nft 1.0 generates for the listing in the package documentation
+// (compare with `nft --debug=netlink`).
+func rules(sets map[string]*nft.Set, group uint16) [][]expr.Any {
+	lookup := func(reg uint32, name string) *expr.Lookup {
+		return &expr.Lookup{SourceRegister: reg, SetName: name, SetID: sets[name].ID}
+	}
+	accept := &expr.Verdict{Kind: expr.VerdictAccept}
+	drop := &expr.Verdict{Kind: expr.VerdictDrop}
+	// log group G queue-threshold 1: without the Key bitmask the expression
+	// is an empty "log" (kernel syslog), and without the threshold the
+	// kernel batches NFLOG messages for up to a second.
+	nflog := func() *expr.Log {
+		return &expr.Log{
+			Key:        1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_QTHRESHOLD,
+			Group:      group,
+			QThreshold: 1,
+		}
+	}
+	ctState := func(bits uint32) []expr.Any {
+		return []expr.Any{
+			&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
+		}
+	}
+	nfproto := func(p byte) []expr.Any {
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{p}},
+		}
+	}
+	saddr4 := &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}
+	saddr6 := &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16}
+	l4proto := func(reg uint32) *expr.Meta { return &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg} }
+	// th dport: bytes 2-3 of the transport header. The kernel does not load
+	// it for non-first fragments or without a transport header, and the set
+	// keys carry the protocol, so no separate l4proto test is needed (nft
+	// emits none either).
+	dport := func(reg uint32) *expr.Payload {
+		return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}
+	}
+	cat := func(parts ...[]expr.Any) []expr.Any {
+		var out []expr.Any
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	one := func(e ...expr.Any) []expr.Any { return e }
+
+	return [][]expr.Any{
+		// ct state established,related accept
+		cat(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), one(accept)),
+		// ip saddr @allow4 accept; ip6 saddr @allow6 accept
+		cat(nfproto(unix.NFPROTO_IPV4), one(saddr4, lookup(reg1, setAllow4), accept)),
+		cat(nfproto(unix.NFPROTO_IPV6), one(saddr6, lookup(reg1, setAllow6), accept)),
+		// meta l4proto . th dport @watched log group G queue-threshold 1 drop
+		one(l4proto(reg1), dport(reg32_1), lookup(reg1, setWatched), nflog(), drop),
+		// ct state new ip saddr @watch4 log group G queue-threshold 1 (and ip6)
+		cat(ctState(expr.CtStateBitNEW), nfproto(unix.NFPROTO_IPV4), one(saddr4, lookup(reg1, setWatch4), nflog())),
+		cat(ctState(expr.CtStateBitNEW), nfproto(unix.NFPROTO_IPV6), one(saddr6, lookup(reg1, setWatch6), nflog())),
+		// ip saddr . meta l4proto . th dport @grants4 accept (and ip6)
+		cat(nfproto(unix.NFPROTO_IPV4), one(saddr4, l4proto(reg32_1), dport(reg32_2), lookup(reg1, setGrants4), accept)),
+		cat(nfproto(unix.NFPROTO_IPV6), one(saddr6, l4proto(reg2), dport(reg32_5), lookup(reg1, setGrants6), accept)),
+		// meta l4proto . th dport @protected drop
+		one(l4proto(reg1), dport(reg32_1), lookup(reg1, setProtected), drop),
+	}
+}
