@@ -31,8 +31,10 @@ const (
 
 // Config is a parsed, validated sesame.toml.
 type Config struct {
-	Gateway Gateway `toml:"gateway"`
-	Doors   []Door  `toml:"door"`
+	Gateway Gateway  `toml:"gateway"`
+	Doors   []Door   `toml:"door"`
+	SPA     *SPA     `toml:"spa"`    // nil without [spa]; see spa.go
+	Clients []Client `toml:"client"` // [[client]]
 
 	// File is the path the config was read from (for messages).
 	File string `toml:"-"`
@@ -259,8 +261,8 @@ func (c *Config) validate(v *validator) {
 			v.at("gateway", 0, "interfaces", "%q is not an interface name", name)
 		}
 	}
-	if len(c.Doors) == 0 {
-		v.errs = append(v.errs, &Error{File: v.file, Err: errors.New("no [[door]]: nothing to protect")})
+	if len(c.Doors) == 0 && len(c.Clients) == 0 {
+		v.errs = append(v.errs, &Error{File: v.file, Err: errNothing})
 	}
 	names := map[string]int{}
 	protected := map[service.Service]string{}
@@ -280,6 +282,7 @@ func (c *Config) validate(v *validator) {
 	for i := range c.Doors {
 		c.validateDoor(v, i, protected)
 	}
+	c.validateSPA(v)
 }
 
 func (c *Config) validateDoor(v *validator, i int, protected map[service.Service]string) {
@@ -339,7 +342,7 @@ func (c *Config) OpenServices(i int) []service.Service {
 	return out
 }
 
-// Protected is every service some door opens, sorted.
+// Protected is every service some door or client opens, sorted.
 func (c *Config) Protected() []service.Service {
 	set := map[service.Service]bool{}
 	for i := range c.Doors {
@@ -347,16 +350,20 @@ func (c *Config) Protected() []service.Service {
 			set[s] = true
 		}
 	}
+	c.addClientServices(set)
 	return sortedServices(set)
 }
 
-// Watched is every knock step of every door, sorted.
+// Watched is every knock step of every door and the SPA port, sorted.
 func (c *Config) Watched() []service.Service {
 	set := map[service.Service]bool{}
 	for _, d := range c.Doors {
 		for _, s := range d.Sequence {
 			set[service.Service(s)] = true
 		}
+	}
+	if p, ok := c.SPAPort(); ok {
+		set[p] = true
 	}
 	return sortedServices(set)
 }
