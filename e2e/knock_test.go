@@ -254,3 +254,40 @@ func TestCleanupLeavesNothing(t *testing.T) {
 	// Idempotent.
 	run(t, b, b.GW, 10*time.Second, false, sesameBin, "cleanup")
 }
+
+// `interfaces` limits Sesame to the listed interfaces; by default every
+// interface but loopback is covered (a local process still reaches the
+// protected service over lo).
+func TestInterfaces(t *testing.T) {
+	b := newBench(t)
+	serveService(t, b)
+	dst := netip.AddrPortFrom(b.GW4, svcPort)
+	t.Run("default skips loopback", func(t *testing.T) {
+		g := startGateway(t, b, knockConfig(t))
+		hidden(t, b, netip.Addr{}, dst)
+		// From inside the gateway namespace (over lo) the service answers.
+		lo, err := b.ListenTCP(b.GW, netip.MustParseAddrPort("127.0.0.1:0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lo.Close()
+		if !b.Reachable(context.Background(), b.GW, dst, time.Second) {
+			t.Fatal("local connection over lo was filtered")
+		}
+		b.Stop(g.proc)
+	})
+	t.Run("listed interface", func(t *testing.T) {
+		cfg := strings.Replace(knockConfig(t), "[gateway]\n", "[gateway]\ninterfaces = [\""+netns.GWIf+"\"]\n", 1)
+		g := startGateway(t, b, cfg)
+		hidden(t, b, netip.Addr{}, dst)
+		run(t, b, b.Client, 10*time.Second, false, sesameBin, "knock", b.GW4.String(), "7000/tcp", "8000/udp", "9000/tcp", "--wait", "tcp/2222=5s")
+		b.Stop(g.proc)
+	})
+	t.Run("other interface only", func(t *testing.T) {
+		cfg := strings.Replace(knockConfig(t), "[gateway]\n", "[gateway]\ninterfaces = [\"eth9\"]\n", 1)
+		g := startGateway(t, b, cfg)
+		// Traffic on veth-gw is none of Sesame's business.
+		reachable(t, b, netip.Addr{}, dst)
+		b.Stop(g.proc)
+	})
+}

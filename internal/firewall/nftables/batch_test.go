@@ -394,8 +394,8 @@ func TestSetupBatchShape(t *testing.T) {
 			}
 		}
 	}
-	if counts[unix.NFT_MSG_NEWTABLE] != 1 || counts[unix.NFT_MSG_NEWSET] != 8 || counts[unix.NFT_MSG_NEWCHAIN] != 1 || counts[unix.NFT_MSG_NEWRULE] != 9 {
-		t.Errorf("message counts %v, want 1 table, 8 sets, 1 chain, 9 rules", counts)
+	if counts[unix.NFT_MSG_NEWTABLE] != 1 || counts[unix.NFT_MSG_NEWSET] != 9 || counts[unix.NFT_MSG_NEWCHAIN] != 1 || counts[unix.NFT_MSG_NEWRULE] != 10 {
+		t.Errorf("message counts %v, want 1 table, 9 sets, 1 chain, 10 rules", counts)
 	}
 	if counts[unix.NFT_MSG_DELTABLE]+counts[unix.NFT_MSG_DELSET]+counts[unix.NFT_MSG_DELSETELEM] != 0 {
 		t.Errorf("fresh Setup deletes something: %v", counts)

@@ -20,6 +20,7 @@ const (
 	setWatch6    = "watch6"
 	setAllow4    = "allow4"
 	setAllow6    = "allow6"
+	setIfaces    = "ifaces"
 	chainInput   = "input"
 )
 
@@ -56,13 +57,14 @@ func setDefs(t *nft.Table) map[string]*nft.Set {
 			KeyByteOrder: binaryutil.BigEndian},
 		setAllow4: {Table: t, ID: 7, Name: setAllow4, Interval: true, KeyType: nft.TypeIPAddr},
 		setAllow6: {Table: t, ID: 8, Name: setAllow6, Interval: true, KeyType: nft.TypeIP6Addr},
+		setIfaces: {Table: t, ID: 9, Name: setIfaces, KeyType: nft.TypeIFName, KeyByteOrder: binaryutil.NativeEndian},
 	}
 }
 
 // setOrder is the order sets are created in (and listed by nft). The sets
 // that survive a Setup come first, so that the listing after a second Setup
 // is the same as after the first.
-var setOrder = []string{setGrants4, setGrants6, setWatch4, setWatch6, setProtected, setWatched, setAllow4, setAllow6}
+var setOrder = []string{setGrants4, setGrants6, setWatch4, setWatch6, setProtected, setWatched, setAllow4, setAllow6, setIfaces}
 
 // stateSets hold live state (grants, knock progress) and survive a Setup
 // when their definition is unchanged.
@@ -91,7 +93,11 @@ func inputChain(t *nft.Table, prio int32) *nft.Chain {
 // rules returns the expressions of the input chain's rules, in order. They
 // mirror what nft 1.0 generates for the listing in the package documentation
 // (compare with `nft --debug=netlink`).
-func rules(sets map[string]*nft.Set, group uint16) [][]expr.Any {
+//
+// The first rule limits the chain to the layout's interfaces: with none
+// listed, `iifname @ifaces return` where ifaces = {"lo"} (loopback is
+// never filtered); with a list, `iifname != @ifaces return`.
+func rules(sets map[string]*nft.Set, group uint16, onlyIfaces bool) [][]expr.Any {
 	lookup := func(reg uint32, name string) *expr.Lookup {
 		return &expr.Lookup{SourceRegister: reg, SetName: name, SetID: sets[name].ID}
 	}
@@ -140,7 +146,12 @@ func rules(sets map[string]*nft.Set, group uint16) [][]expr.Any {
 	}
 	one := func(e ...expr.Any) []expr.Any { return e }
 
+	ifaceLookup := lookup(reg1, setIfaces)
+	ifaceLookup.Invert = onlyIfaces
 	return [][]expr.Any{
+		// iifname @ifaces return (no interfaces configured: ifaces = {"lo"})
+		// or iifname != @ifaces return (only the configured interfaces)
+		one(&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg1}, ifaceLookup, &expr.Verdict{Kind: expr.VerdictReturn}),
 		// ct state established,related accept
 		cat(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), one(accept)),
 		// ip saddr @allow4 accept; ip6 saddr @allow6 accept

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	nft "github.com/google/nftables"
+	"golang.org/x/sys/unix"
 
 	"github.com/sesame-gw/sesame/internal/firewall"
 	"github.com/sesame-gw/sesame/internal/service"
@@ -123,7 +124,7 @@ func (f *Firewall) queueSetup(st kernelState, want map[string]*nft.Set, keep map
 		}
 	}
 	chain := f.conn.AddChain(inputChain(f.table, f.prio))
-	for _, exprs := range rules(want, el.group) {
+	for _, exprs := range rules(want, el.group, el.onlyIfaces) {
 		f.conn.AddRule(&nft.Rule{Table: f.table, Chain: chain, Exprs: exprs})
 	}
 	return nil
@@ -182,8 +183,9 @@ func (f *Firewall) readState() (kernelState, error) {
 // layoutSets is a validated layout: the elements of the static sets by set
 // name, and the NFLOG group.
 type layoutSets struct {
-	elems map[string][]nft.SetElement
-	group uint16
+	elems      map[string][]nft.SetElement
+	group      uint16
+	onlyIfaces bool // Layout.Interfaces lists the interfaces to act on
 }
 
 // layoutElems validates l and encodes its static sets.
@@ -202,6 +204,24 @@ func layoutElems(l firewall.Layout) (layoutSets, error) {
 				seen[s] = true
 				el.elems[list.set] = append(el.elems[list.set], nft.SetElement{Key: serviceKey(s)})
 			}
+		}
+	}
+	ifaces := l.Interfaces
+	if len(ifaces) == 0 {
+		ifaces = []string{"lo"}
+	} else {
+		el.onlyIfaces = true
+	}
+	seenIf := make(map[string]bool)
+	for _, name := range ifaces {
+		if name == "" || len(name) >= unix.IFNAMSIZ {
+			return layoutSets{}, fmt.Errorf("%w: interface name %q", ErrInvalid, name)
+		}
+		if !seenIf[name] {
+			seenIf[name] = true
+			key := make([]byte, unix.IFNAMSIZ)
+			copy(key, name)
+			el.elems[setIfaces] = append(el.elems[setIfaces], nft.SetElement{Key: key})
 		}
 	}
 	var p4, p6 []netip.Prefix
