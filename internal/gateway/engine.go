@@ -150,8 +150,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.log.Info("gateway ready", "doors", len(e.cfg.Doors), "protected", len(e.cfg.Layout.Protected), "watched", len(e.cfg.Layout.Watched), "adopted", len(live))
 
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
 	wg.Add(1)
 	go func() { defer wg.Done(); e.writer.run(ctx) }()
 	if len(e.cfg.Handlers) > 0 {
@@ -164,7 +164,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	readErr := make(chan error, 1)
 	wg.Add(1)
 	go func() { defer wg.Done(); readErr <- e.read(ctx, packets) }()
-	defer wg.Wait()
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
