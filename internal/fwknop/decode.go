@@ -20,6 +20,9 @@ const (
 	GPGPacketLen = 400
 )
 
+// DefaultMaxAge is fwknopd's default MAX_SPA_PACKET_AGE.
+const DefaultMaxAge = 120 * time.Second
+
 // saltedPrefix is base64("Salted__") without its last character: fwknop
 // removes it from the wire and puts it back before checking the HMAC.
 const saltedPrefix = "U2FsdGVkX1"

@@ -233,6 +233,9 @@ func TestMessageJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if byValue, _ := json.Marshal(*m); string(byValue) != string(b) {
+			t.Errorf("JSON of the value differs: %s", byValue)
+		}
 		var obj map[string]any
 		if err := json.Unmarshal(b, &obj); err != nil {
 			t.Fatal(err)

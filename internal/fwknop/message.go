@@ -156,7 +156,7 @@ type jsonMessage struct {
 // the type carries one, client_timeout is null unless the type carries
 // one, server_auth is null when empty; digest_type is the algorithm name
 // ("sha256").
-func (m *Message) MarshalJSON() ([]byte, error) {
+func (m Message) MarshalJSON() ([]byte, error) {
 	j := jsonMessage{
 		Rand: m.Rand, User: m.User, Timestamp: m.Timestamp, Version: m.Version,
 		MsgType: uint8(m.Type), Access: m.Access, DigestType: m.Digest.String(),

@@ -35,8 +35,9 @@ var (
 	ErrPorts = errors.New("requested service not allowed by OPEN_PORTS/RESTRICT_PORTS")
 )
 
-// Packet is an SPA packet as captured: IPv4 header addresses and the UDP
-// payload.
+// Packet is an SPA packet as captured: IPv4 header addresses (IPv4-mapped
+// IPv6 ones are unmapped; real IPv6 sources match no stanza, fwknop being
+// IPv4-only) and the UDP payload.
 type Packet struct {
 	Src, Dst netip.Addr
 	Payload  []byte
@@ -117,6 +118,7 @@ func MatchesSource(stanzas []*Stanza, src netip.Addr) bool {
 // fwknop.ReplayDigest before and records it when Result.Decrypted.
 func Authorize(stanzas []*Stanza, pkt Packet, opts AuthOptions) Result {
 	var res Result
+	pkt.Src, pkt.Dst = pkt.Src.Unmap(), pkt.Dst.Unmap()
 	if err := fwknop.CheckFormat(pkt.Payload); err != nil {
 		res.Err = err
 		return res
@@ -156,8 +158,10 @@ func Authorize(stanzas []*Stanza, pkt Packet, opts AuthOptions) Result {
 
 // Check applies the stanza's rules to a message its keys decoded
 // (everything of Authorize after decryption). It does not look at SOURCE,
-// DESTINATION or expiry.
+// DESTINATION or expiry. IPv4-mapped IPv6 packet addresses (from a
+// dual-stack socket) are treated as IPv4.
 func (s *Stanza) Check(m *fwknop.Message, pkt Packet, opts AuthOptions) (*Grant, error) {
+	pkt.Src, pkt.Dst = pkt.Src.Unmap(), pkt.Dst.Unmap()
 	if opts.MaxPacketAge > 0 {
 		d := opts.Now.Sub(time.Unix(m.Timestamp, 0))
 		if d > opts.MaxPacketAge || d < -opts.MaxPacketAge {

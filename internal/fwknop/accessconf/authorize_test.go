@@ -117,6 +117,8 @@ func TestAuthorizeCaptured(t *testing.T) {
 		{"restricted other", multi, multi.stanza("ANY", "RESTRICT_PORTS tcp/5353"), at(multi, 0), nil, want{nil, "10.99.0.2", "[2222/tcp 5353/udp]", 30 * time.Second, 0}},
 		{"-s uses packet source", src, src.stanza("ANY"), at(src, 0), nil, want{nil, "10.99.0.2", "[2222/tcp]", 45 * time.Second, 0}},
 		{"-s other source", src, src.stanza("ANY"), at(src, 0), &Packet{Src: netip.MustParseAddr("10.99.0.7"), Dst: server}, want{nil, "10.99.0.7", "[2222/tcp]", 45 * time.Second, 0}},
+		{"-s from a dual-stack socket", src, src.stanza("10.99.0.0/24"), at(src, 0), &Packet{Src: netip.MustParseAddr("::ffff:10.99.0.2"), Dst: netip.MustParseAddr("::ffff:10.99.0.1")}, want{nil, "10.99.0.2", "[2222/tcp]", 45 * time.Second, 0}},
+		{"IPv6 source", src, src.stanza("ANY"), at(src, 0), &Packet{Src: netip.MustParseAddr("2001:db8::2"), Dst: netip.MustParseAddr("2001:db8::1")}, want{err: ErrNoStanza}},
 		{"-s refused", src, src.stanza("ANY", "REQUIRE_SOURCE_ADDRESS Y"), at(src, 0), nil, want{err: ErrSourceRequired}},
 		{"-f capped", src, src.stanza("ANY", "MAX_FW_TIMEOUT 20"), at(src, 0), nil, want{nil, "10.99.0.2", "[2222/tcp]", 20 * time.Second, 0}},
 		{"sha384", named, named.stanza("ANY"), at(named, 0), nil, want{nil, "10.99.0.2", "[2222/tcp]", 30 * time.Second, 0}},
