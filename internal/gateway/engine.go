@@ -75,9 +75,31 @@ type Engine struct {
 	stats  Stats
 	evbuf  []knock.Event
 
-	spaPorts  map[uint16]bool
+	dgram     atomic.Pointer[datagramConfig]
 	datagrams chan datagram
 	perSource *sourceLimiter
+	decisions *decisionRing
+
+	control chan func()   // work to run on the engine goroutine
+	stopped chan struct{} // closed when Run returns
+	started time.Time
+}
+
+// datagramConfig is what the capture reader and the workers read while a
+// reload may swap it.
+type datagramConfig struct {
+	ports    map[uint16]bool
+	handlers []DatagramHandler
+}
+
+func newDatagramConfig(cfg Config) *datagramConfig {
+	d := &datagramConfig{ports: make(map[uint16]bool), handlers: cfg.Handlers}
+	for _, s := range cfg.SPAPorts {
+		if s.Proto == service.UDP {
+			d.ports[s.Port] = true
+		}
+	}
+	return d
 }
 
 // Stats are the engine's cumulative counters.
@@ -112,13 +134,11 @@ func New(cfg Config, fw firewall.Firewall, src capture.Source) *Engine {
 		knock: knock.New(doors, cfg.MaxSources),
 		limit: newLogLimiter(cfg.Now, 50, 200),
 	}
-	e.writer = newWriter(fw, cfg.Logger, &e.stats)
-	e.spaPorts = make(map[uint16]bool)
-	for _, s := range cfg.SPAPorts {
-		if s.Proto == service.UDP {
-			e.spaPorts[s.Port] = true
-		}
-	}
+	e.decisions = newDecisionRing(100)
+	e.writer = newWriter(fw, cfg.Logger, &e.stats, e.decisions)
+	e.dgram.Store(newDatagramConfig(cfg))
+	e.control = make(chan func())
+	e.stopped = make(chan struct{})
 	if e.cfg.Workers <= 0 {
 		e.cfg.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -137,6 +157,8 @@ func (e *Engine) Stats() *Stats { return &e.stats }
 // processes packets until ctx is done or the source fails. It returns nil
 // when ctx is cancelled.
 func (e *Engine) Run(ctx context.Context) error {
+	defer close(e.stopped)
+	e.started = e.now()
 	if err := e.fw.Setup(ctx, e.cfg.Layout); err != nil {
 		return fmt.Errorf("firewall setup: %w", err)
 	}
@@ -154,11 +176,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer func() { cancel(); wg.Wait() }()
 	wg.Add(1)
 	go func() { defer wg.Done(); e.writer.run(ctx) }()
-	if len(e.cfg.Handlers) > 0 {
-		for range e.cfg.Workers {
-			wg.Add(1)
-			go func() { defer wg.Done(); e.verify(ctx) }()
-		}
+	for range e.cfg.Workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.verify(ctx) }()
 	}
 	packets := make(chan capture.Packet, 1024)
 	readErr := make(chan error, 1)
@@ -187,6 +207,8 @@ func (e *Engine) Run(ctx context.Context) error {
 			return fmt.Errorf("capture: %w", err)
 		case p := <-packets:
 			e.Handle(p)
+		case fn := <-e.control:
+			fn()
 		case <-timer.C:
 			armed = time.Time{}
 			e.evbuf = e.knock.Expire(e.evbuf[:0], e.now())
@@ -207,8 +229,10 @@ func (e *Engine) read(ctx context.Context, out chan<- capture.Packet) error {
 			}
 			return err
 		}
-		if p.Proto == service.UDP && e.spaPorts[p.DstPort] && len(e.cfg.Handlers) > 0 {
-			e.queueDatagram(p)
+		if p.Proto == service.UDP {
+			if d := e.dgram.Load(); d.ports[p.DstPort] && len(d.handlers) > 0 {
+				e.queueDatagram(p)
+			}
 		}
 		p.Payload = nil // the knock path never needs it; it aliases the source's buffer
 		select {
@@ -247,6 +271,7 @@ func (e *Engine) apply(events []knock.Event) {
 			e.log.Debug("repeated knock ignored", "src", ev.Src, "door", d.Name, "stage", ev.Stage, "service", ev.Service)
 		case knock.Reset:
 			e.stats.Resets.Add(1)
+			e.decisions.add(Decision{Time: e.now(), Kind: "reset", Src: ev.Src, Door: d.Name, Reason: ev.Reason})
 			if e.limit.allow() {
 				attrs := []any{"src", ev.Src, "door", d.Name, "reason", ev.Reason}
 				if ev.Service.Valid() {

@@ -234,12 +234,20 @@ func TestActionWithoutFirewall(t *testing.T) {
 	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer wcancel()
 	src.WaitIdle(wctx)
+	opened := func() []netip.Addr {
+		act.mu.Lock()
+		defer act.mu.Unlock()
+		return append([]netip.Addr(nil), act.opened...)
+	}
+	for i := 0; i < 500 && len(opened()) == 0; i++ {
+		time.Sleep(2 * time.Millisecond)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if len(act.opened) != 1 || act.opened[0] != bob {
-		t.Fatalf("action calls %v", act.opened)
+	if got := opened(); len(got) != 1 || got[0] != bob {
+		t.Fatalf("action calls %v", got)
 	}
 }
 
@@ -304,5 +312,79 @@ func TestSourceLimiter(t *testing.T) {
 	}
 	if len(l.buckets) != 3 {
 		t.Fatalf("%d buckets, cap 3", len(l.buckets))
+	}
+}
+
+func TestReloadKeepsProgressAndGrants(t *testing.T) {
+	h := newHarness(t, Config{}, nil)
+	h.send(alice, tcp(7000), packet.SYN, nil)
+	h.send(alice, udp(8000), 0, nil)
+	h.send(bob, tcp(7000), packet.SYN, nil)
+	h.send(bob, udp(8000), 0, nil)
+	h.send(bob, tcp(9000), packet.SYN, nil)
+	h.eventually("bob granted", func() bool { return h.fw.Granted(bob, ssh) })
+
+	// Reload with the same ssh door plus a new one.
+	cfg := h.eng.cfg
+	web := Door{Door: knock.Door{Name: "web", Sequence: []service.Service{tcp(1000), tcp(2000)}, Timeout: time.Second},
+		Open: []service.Service{tcp(443)}, Duration: time.Minute}
+	cfg.Doors = append(append([]Door(nil), cfg.Doors...), web)
+	cfg.Layout.Protected = []service.Service{ssh, tcp(443)}
+	cfg.Layout.Watched = append(cfg.Layout.Watched, tcp(1000), tcp(2000))
+	ctx := context.Background()
+	if err := h.eng.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !h.fw.Granted(bob, ssh) {
+		t.Fatal("reload dropped a live grant")
+	}
+	h.send(alice, tcp(9000), packet.SYN, nil) // alice's progress survived
+	h.eventually("alice granted after reload", func() bool { return h.fw.Granted(alice, ssh) })
+	h.send(alice, tcp(1000), packet.SYN, nil)
+	h.send(alice, tcp(2000), packet.SYN, nil)
+	h.eventually("new door works", func() bool { return h.fw.Granted(alice, tcp(443)) })
+
+	// A firewall that refuses the layout leaves the old config running.
+	h.fw.FailNext(firewalltest.OpSetup, errors.New("refused"))
+	bad := cfg
+	bad.Doors = cfg.Doors[:1]
+	if err := h.eng.Reload(ctx, bad); err == nil {
+		t.Fatal("Reload succeeded although Setup failed")
+	}
+	st, err := h.eng.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Doors) != 2 {
+		t.Fatalf("failed reload changed the doors: %+v", st.Doors)
+	}
+	if len(st.Grants) != 3 || st.Counters["grants"] != 3 {
+		t.Fatalf("status grants %+v counters %v", st.Grants, st.Counters)
+	}
+	kinds := map[string]int{}
+	for _, d := range st.Recent {
+		kinds[d.Kind]++
+	}
+	if kinds["grant"] != 3 {
+		t.Fatalf("recent decisions %+v", st.Recent)
+	}
+	gone, err := h.eng.Revoke(ctx, alice, tcp(443))
+	if err != nil || len(gone) != 1 || h.fw.Granted(alice, tcp(443)) || !h.fw.Granted(alice, ssh) {
+		t.Fatalf("Revoke = %v, %v", gone, err)
+	}
+}
+
+func TestControlAfterStop(t *testing.T) {
+	eng := New(Config{}, firewalltest.New(time.Now), capturetest.New(0))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	if _, err := eng.Status(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	if _, err := eng.Status(context.Background()); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("Status after stop = %v", err)
 	}
 }

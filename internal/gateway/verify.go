@@ -65,13 +65,16 @@ func (e *Engine) handleDatagram(p capture.Packet) {
 		e.log.Debug("reject", "src", p.Src, "reason", "rate-limited")
 		return
 	}
-	for _, h := range e.cfg.Handlers {
+	for _, h := range e.dgram.Load().handlers {
 		if !h.Match(p.Payload) {
 			continue
 		}
 		v := h.Handle(now, p.Src, p.Dst, p.Payload)
 		if v.Reason != "" {
 			e.stats.Rejected.Add(1)
+			if !v.Quiet {
+				e.decisions.add(Decision{Time: now, Kind: "reject", Src: p.Src, Proto: h.Name(), Client: v.Client, Reason: v.Reason})
+			}
 			attrs := []any{"proto", h.Name(), "src", p.Src, "reason", v.Reason}
 			if v.Client != "" {
 				attrs = append(attrs, "client", v.Client)

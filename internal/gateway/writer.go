@@ -14,6 +14,7 @@ import (
 // grants costs about one netlink round trip, and a slow transaction never
 // blocks packet processing (floor.md: a Flush can stall for milliseconds).
 type writer struct {
+	rec    *decisionRing
 	fw     firewall.Firewall
 	log    *slog.Logger
 	stats  *Stats
@@ -37,8 +38,8 @@ type mark struct {
 
 const maxBatch = 1024
 
-func newWriter(fw firewall.Firewall, log *slog.Logger, stats *Stats) *writer {
-	return &writer{fw: fw, log: log, stats: stats, grants: make(chan grantRequest, 4096), marks: make(chan mark, 8192)}
+func newWriter(fw firewall.Firewall, log *slog.Logger, stats *Stats, rec *decisionRing) *writer {
+	return &writer{rec: rec, fw: fw, log: log, stats: stats, grants: make(chan grantRequest, 4096), marks: make(chan mark, 8192)}
 }
 
 // grant queues a grant. It blocks only when 4096 grants are already
@@ -145,11 +146,15 @@ func (w *writer) report(r grantRequest, err error) {
 		attrs = append(attrs, "proto", r.proto, "client", r.client)
 	}
 	attrs = append(attrs, "services", services)
+	d := Decision{Time: time.Now(), Kind: "grant", Src: g.Addr, Door: r.door, Proto: r.proto, Client: r.client, Services: services}
 	if err != nil {
 		w.stats.GrantErrors.Add(1)
+		d.Kind, d.Reason = "grant-failed", err.Error()
+		w.rec.add(d)
 		w.log.Error("grant failed", append(attrs, "err", err)...)
 		return
 	}
+	w.rec.add(d)
 	w.log.Info("grant", append(attrs, "ttl", g.TTL, "latency", time.Since(r.at).Round(time.Microsecond))...)
 }
 
