@@ -16,19 +16,27 @@ type Decision struct {
 	Client   string     `json:"client,omitempty"`
 	Services []string   `json:"services,omitempty"`
 	Reason   string     `json:"reason,omitempty"`
+	// Latency is packet arrival (knock: decision) → grant committed.
+	Latency time.Duration `json:"latency_ns,omitempty"`
 }
 
 // decisionRing keeps the last n decisions. Safe for concurrent use.
 type decisionRing struct {
+	sink func(Decision) // Config.OnDecision, may be nil
 	mu   sync.Mutex
 	buf  []Decision
 	next int
 	full bool
 }
 
-func newDecisionRing(n int) *decisionRing { return &decisionRing{buf: make([]Decision, n)} }
+func newDecisionRing(n int, sink func(Decision)) *decisionRing {
+	return &decisionRing{buf: make([]Decision, n), sink: sink}
+}
 
 func (r *decisionRing) add(d Decision) {
+	if r.sink != nil {
+		r.sink(d)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.buf[r.next] = d

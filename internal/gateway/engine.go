@@ -52,6 +52,11 @@ type Config struct {
 	Handlers []DatagramHandler
 	// Workers verifying datagrams at once; 0 means GOMAXPROCS.
 	Workers int
+	// OnDecision, when set, is told of every grant, reject, reset and
+	// revoke (audit log, metrics). It is called from several goroutines
+	// and must be quick and safe for concurrent use.
+	OnDecision func(Decision)
+
 	// SourceRate and SourceBurst bound the datagrams per second one source
 	// (an IPv4 address or an IPv6 /64) may have verified; 0 means 20/s
 	// with bursts of 40.
@@ -134,7 +139,7 @@ func New(cfg Config, fw firewall.Firewall, src capture.Source) *Engine {
 		knock: knock.New(doors, cfg.MaxSources),
 		limit: newLogLimiter(cfg.Now, 50, 200),
 	}
-	e.decisions = newDecisionRing(100)
+	e.decisions = newDecisionRing(100, cfg.OnDecision)
 	e.writer = newWriter(fw, cfg.Logger, &e.stats, e.decisions)
 	e.dgram.Store(newDatagramConfig(cfg))
 	e.control = make(chan func())

@@ -146,7 +146,7 @@ func (w *writer) report(r grantRequest, err error) {
 		attrs = append(attrs, "proto", r.proto, "client", r.client)
 	}
 	attrs = append(attrs, "services", services)
-	d := Decision{Time: time.Now(), Kind: "grant", Src: g.Addr, Door: r.door, Proto: r.proto, Client: r.client, Services: services}
+	d := Decision{Time: time.Now(), Kind: "grant", Src: g.Addr, Door: r.door, Proto: r.proto, Client: r.client, Services: services, Latency: time.Since(r.at)}
 	if err != nil {
 		w.stats.GrantErrors.Add(1)
 		d.Kind, d.Reason = "grant-failed", err.Error()
@@ -155,7 +155,7 @@ func (w *writer) report(r grantRequest, err error) {
 		return
 	}
 	w.rec.add(d)
-	w.log.Info("grant", append(attrs, "ttl", g.TTL, "latency", time.Since(r.at).Round(time.Microsecond))...)
+	w.log.Info("grant", append(attrs, "ttl", g.TTL, "latency", d.Latency.Round(time.Microsecond))...)
 }
 
 func (w *writer) applyMarks(ctx context.Context, marks []mark) {
