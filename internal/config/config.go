@@ -67,6 +67,7 @@ type Door struct {
 	Duration   Duration  `toml:"duration"`
 	TCPFlags   []string  `toml:"tcp_flags"`
 	Sources    []Prefix  `toml:"sources"`
+	Rotating             // secret_file, period, port_range, steps: see rotating.go
 }
 
 // Error is a configuration error at a place in a file.
@@ -98,7 +99,14 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, b)
+	c, err := Parse(path, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.loadSecrets(string(b)); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Parse validates src as the contents of file.
@@ -235,6 +243,7 @@ func (c *Config) applyDefaults() {
 		if d.Duration == 0 {
 			d.Duration = Duration(DefaultDuration)
 		}
+		d.rotatingDefaults()
 	}
 }
 
@@ -287,6 +296,9 @@ func (c *Config) validate(v *validator) {
 
 func (c *Config) validateDoor(v *validator, i int, protected map[service.Service]string) {
 	d := &c.Doors[i]
+	if c.validateRotating(v, i, protected) {
+		return
+	}
 	if len(d.Sequence) == 0 {
 		v.at("door", i, "sequence", "missing or empty")
 	}
@@ -325,6 +337,9 @@ func (c *Config) validateDoor(v *validator, i int, protected map[service.Service
 // KnockDoor is door i as the knock state machine takes it.
 func (c *Config) KnockDoor(i int) knock.Door {
 	d := &c.Doors[i]
+	if d.IsRotating() {
+		return c.rotatingKnockDoor(i)
+	}
 	seq := make([]service.Service, len(d.Sequence))
 	for j, s := range d.Sequence {
 		seq[j] = service.Service(s)
@@ -365,6 +380,7 @@ func (c *Config) Watched() []service.Service {
 	if p, ok := c.SPAPort(); ok {
 		set[p] = true
 	}
+	c.addRotatingPorts(set)
 	return sortedServices(set)
 }
 
