@@ -1,0 +1,145 @@
+package spagw
+
+import (
+	"crypto/ecdh"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sesame-gw/sesame/internal/gateway"
+	"github.com/sesame-gw/sesame/internal/policy"
+	"github.com/sesame-gw/sesame/internal/replay"
+	"github.com/sesame-gw/sesame/internal/spa"
+)
+
+// Name is the protocol name the Handler reports (logs: proto=spa).
+const Name = "spa"
+
+// Replay is the replay cache a Handler records accepted packets in
+// (docs/protocol.md §6 step 11). *replay.Store (persisted) and
+// *replay.Cache (memory only) implement it. It must be safe for concurrent
+// use.
+type Replay interface {
+	Add(k replay.Key, until, now time.Time) error
+}
+
+// Settings are the parts of the gateway configuration the Handler uses,
+// everything a reload may change.
+type Settings struct {
+	// Key is the gateway's X25519 private key ([spa] key).
+	Key *ecdh.PrivateKey
+	// Clients are the [[client]] tables. A nil or empty Set refuses every
+	// packet with unknown-key.
+	Clients *policy.Set
+	// Window is the timestamp window ([spa] window); 0 means
+	// spa.DefaultWindow.
+	Window time.Duration
+}
+
+// Handler decides on native SPA datagrams. It is safe for concurrent use;
+// create it with New.
+type Handler struct {
+	cur    atomic.Pointer[spa.Opener[*policy.Client]]
+	replay Replay
+	log    *slog.Logger
+}
+
+var _ gateway.DatagramHandler = (*Handler)(nil)
+
+// New returns a Handler with settings s that records accepted packets in r.
+// log receives what the engine's verdict log does not cover (a replay
+// cache that cannot be written); nil discards.
+func New(s Settings, r Replay, log *slog.Logger) (*Handler, error) {
+	if r == nil {
+		return nil, errors.New("spagw: nil replay cache")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{replay: r, log: log}
+	if err := h.Update(s); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Update replaces the settings atomically (a configuration reload): packets
+// being handled finish with the old ones, later ones use s. The replay
+// cache is kept, so a reload does not reopen the window. On error the old
+// settings stay.
+func (h *Handler) Update(s Settings) error {
+	o, err := spa.NewOpener(s.Key, spa.KeyResolver(s.Clients.ByKey), s.Window)
+	if err != nil {
+		return fmt.Errorf("spagw: %w", err)
+	}
+	h.cur.Store(o)
+	return nil
+}
+
+// Name implements gateway.DatagramHandler.
+func (h *Handler) Name() string { return Name }
+
+// Match implements gateway.DatagramHandler: the first byte is spa.Magic.
+// No cryptography.
+func (h *Handler) Match(payload []byte) bool { return spa.IsNative(payload) }
+
+// Handle implements gateway.DatagramHandler: docs/protocol.md §6 steps 2-13
+// for a datagram from src received at now. payload is not retained.
+func (h *Handler) Handle(now time.Time, src, _ netip.Addr, payload []byte) gateway.Verdict {
+	// Open runs the pre-filter first (length, magic, version, mac1: one
+	// HMAC, no allocation) and returns its bare sentinels for garbage.
+	op, err := h.cur.Load().Open(payload, now)
+	if err != nil {
+		return openVerdict(err)
+	}
+	c := op.Client
+	if err := h.replay.Add(replay.Key(op.ReplayKey), op.ReplayUntil, now); err != nil {
+		r := replay.ReasonOf(err)
+		if r == replay.ErrPersist {
+			h.log.Error("replay state not written: refusing SPA packets until it can be", "client", c.Name, "err", err)
+		}
+		if r == "" {
+			r = replay.ErrPersist
+		}
+		return gateway.Verdict{Client: c.Name, Reason: string(r), Detail: detail(err, string(r))}
+	}
+	d, err := policy.Decide(c, op.Request, src, now)
+	if err != nil {
+		r := string(policy.ReasonOf(err))
+		return gateway.Verdict{Client: c.Name, Reason: r, Detail: detail(err, r)}
+	}
+	return gateway.Verdict{Client: d.Client, Grants: Grants(d)}
+}
+
+// openVerdict maps an Opener.Open error to a verdict. Everything before the
+// credential lookup is unauthenticated garbage (quiet); an unknown key or a
+// bad signature is worth a log line (a removed client, a forgery attempt);
+// a stale packet has a verified signature, but Open does not return its
+// client, so the detail carries only the skew.
+func openVerdict(err error) gateway.Verdict {
+	r := spa.ReasonOf(err)
+	v := gateway.Verdict{Reason: string(r), Detail: detail(err, string(r))}
+	switch r {
+	case spa.ErrCredential, spa.ErrUnknownKey, spa.ErrSignature, spa.ErrStale:
+	case "":
+		v.Reason = string(spa.ErrMalformed)
+		v.Quiet = true
+	default:
+		v.Quiet = true
+		v.Detail = "" // decryption and parse details help nobody reading a flood
+	}
+	return v
+}
+
+// detail is err's message without the leading "reason: ".
+func detail(err error, reason string) string {
+	s := err.Error()
+	if s == reason {
+		return ""
+	}
+	return strings.TrimPrefix(s, reason+": ")
+}
