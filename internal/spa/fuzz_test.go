@@ -126,6 +126,16 @@ func FuzzPlaintext(f *testing.F) {
 	} {
 		f.Add(req())
 	}
+	ca := testCA(f)
+	id, err := CertIdentity([][]byte{testLeaf(f, ca, "alice", alice.Public())}, alice)
+	if err != nil {
+		f.Fatal(err)
+	}
+	certPkt, err := Seal(id, gw.PublicKey(), reqMany(), t0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(decrypt(f, gw, certPkt))
 	x509 := []byte{byte(CredX509), 0, 3, 'a', 'b', 'c'}
 	x509 = binary.BigEndian.AppendUint64(x509, 1)
 	x509 = append(x509, 0, 0, 0, 1, 4, 192, 0, 2, 1, 1, 17, 0, 53, 0, 53, 2, 9, 9)

@@ -3,8 +3,11 @@ package spa
 import (
 	"crypto"
 	"crypto/ecdh"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/hpke"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -17,9 +20,11 @@ import (
 // must have signed it and to the client it names (docs/protocol.md §6 step
 // 8). It does at most one lookup (or, for certificates, one chain
 // verification): never a search over all clients. Its errors should wrap
-// ErrUnknownKey or ErrCredential; other errors are reported as
-// ErrCredential. It must be safe for concurrent use if the Opener is used
-// concurrently.
+// one Reason: ErrUnknownKey, ErrCredential, or a reason of its own (package
+// pki defines the certificate reasons: expired, revoked, ...); errors
+// without a Reason are reported as ErrCredential. The signer must be an
+// ed25519.PublicKey or, for CredX509, an *ecdsa.PublicKey on P-256. It must
+// be safe for concurrent use if the Opener is used concurrently.
 type Resolver[C any] func(cred Credential, now time.Time) (signer crypto.PublicKey, client C, err error)
 
 // KeyResolver resolves CredEd25519 credentials with lookup, typically
@@ -39,6 +44,32 @@ func KeyResolver[C any](lookup func(ed25519.PublicKey) (C, bool)) Resolver[C] {
 			return nil, zero, fmt.Errorf("%w: sesame-id1:%s", ErrUnknownKey, base64.RawURLEncoding.EncodeToString(pub))
 		}
 		return pub, c, nil
+	}
+}
+
+// ByKind dispatches each credential to the resolver of its kind, so one
+// Opener serves raw-key and certificate clients alike:
+//
+//	spa.ByKind(map[spa.CredentialKind]spa.Resolver[*policy.Client]{
+//		spa.CredEd25519: spa.KeyResolver(set.ByKey),
+//		spa.CredX509:    verifier.Resolver(scope, local),
+//	})
+//
+// A kind absent from m is refused with ErrCredential. m is copied.
+func ByKind[C any](m map[CredentialKind]Resolver[C]) Resolver[C] {
+	byKind := make(map[CredentialKind]Resolver[C], len(m))
+	for k, r := range m {
+		if r != nil {
+			byKind[k] = r
+		}
+	}
+	return func(cred Credential, now time.Time) (crypto.PublicKey, C, error) {
+		r, ok := byKind[cred.Kind]
+		if !ok {
+			var zero C
+			return nil, zero, fmt.Errorf("%w: %v not accepted", ErrCredential, cred.Kind)
+		}
+		return r(cred, now)
 	}
 }
 
@@ -167,12 +198,24 @@ func (o *Opener[C]) Open(b []byte, now time.Time) (*Opened[C], error) {
 	}, nil
 }
 
-// verify checks sig over msg with the signer's key. Only Ed25519 is
-// supported in this version.
+// verify checks sig over msg with the signer's key: Ed25519 (PureEdDSA,
+// canonical signatures only), or ECDSA P-256 over SHA-256(msg) with an
+// ASN.1 DER signature (docs/protocol.md §9). ECDSA signatures are
+// malleable ((r, s) and (r, n-s) both verify); that is harmless here, as
+// the signature sits inside the AEAD and the replay key is enc.
 func verify(signer crypto.PublicKey, msg, sig []byte) error {
 	switch pub := signer.(type) {
 	case ed25519.PublicKey:
 		if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, msg, sig) {
+			return ErrSignature
+		}
+		return nil
+	case *ecdsa.PublicKey:
+		if pub == nil || pub.Curve != elliptic.P256() {
+			return fmt.Errorf("%w: unsupported signer key (want ECDSA on P-256)", ErrCredential)
+		}
+		h := sha256.Sum256(msg)
+		if len(sig) > MaxSignatureSize || !ecdsa.VerifyASN1(pub, h[:], sig) {
 			return ErrSignature
 		}
 		return nil

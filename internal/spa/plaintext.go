@@ -21,9 +21,10 @@ const (
 	// CredEd25519 is a raw Ed25519 public key (32 bytes), looked up in the
 	// gateway's client list.
 	CredEd25519 CredentialKind = 1
-	// CredX509 is an X.509 certificate chain, leaf first. Reserved for
-	// certificate SPA (issue 7): the format is parsed, no resolver in this
-	// package accepts it.
+	// CredX509 is an X.509 certificate chain, leaf first, framed by
+	// EncodeChain (docs/protocol.md §9). The plaintext decoder treats it
+	// as opaque bytes; the resolver (package pki) parses the framing with
+	// ParseChain and verifies the chain. KeyResolver refuses it.
 	CredX509 CredentialKind = 2
 )
 
@@ -42,7 +43,7 @@ func (k CredentialKind) String() string {
 type Credential struct {
 	Kind CredentialKind
 	// Data is the Ed25519 public key (CredEd25519) or the encoded chain
-	// (CredX509).
+	// (CredX509, see EncodeChain).
 	Data []byte
 }
 

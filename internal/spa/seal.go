@@ -6,6 +6,8 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/hpke"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -14,11 +16,13 @@ import (
 )
 
 // Identity is what a client seals with: the credential it presents and the
-// private key that signs. For raw keys use KeyIdentity.
+// private key that signs. For raw keys use KeyIdentity, for certificates
+// CertIdentity.
 type Identity struct {
 	Credential Credential
-	// Signer signs the transcript. Only Ed25519 keys are supported in this
-	// version (ed25519.PrivateKey implements crypto.Signer).
+	// Signer signs the transcript: an Ed25519 key (ed25519.PrivateKey
+	// implements crypto.Signer), or for CredX509 also an ECDSA P-256 key
+	// (*ecdsa.PrivateKey), which signs SHA-256(transcript) in ASN.1 DER.
 	Signer crypto.Signer
 }
 
@@ -57,9 +61,13 @@ func Seal(id Identity, gw *ecdh.PublicKey, req policy.Request, now time.Time) ([
 	if err != nil {
 		return nil, err
 	}
+	sigSize, err := signatureSize(id.Signer.Public())
+	if err != nil {
+		return nil, err
+	}
 	gwb := gw.Bytes()
-	if overhead+len(body)+1+ed25519.SignatureSize > MaxSize {
-		return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, overhead+len(body)+1+ed25519.SignatureSize)
+	if n := overhead + len(body) + 1 + sigSize; n > MaxSize {
+		return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
 	}
 	pk, err := hpke.NewDHKEMPublicKey(gw)
 	if err != nil {
@@ -77,16 +85,24 @@ func Seal(id Identity, gw *ecdh.PublicKey, req policy.Request, now time.Time) ([
 	return finish(gwb, enc, sender, pt)
 }
 
-// sign signs the transcript with an Ed25519 key.
+// sign signs the transcript: PureEdDSA with an Ed25519 key, or
+// ECDSA P-256 over SHA-256(msg) in ASN.1 DER (docs/protocol.md §9).
 func sign(s crypto.Signer, msg []byte) ([]byte, error) {
-	if _, ok := s.Public().(ed25519.PublicKey); !ok {
-		return nil, fmt.Errorf("spa: unsupported signing key %T", s.Public())
+	max, err := signatureSize(s.Public())
+	if err != nil {
+		return nil, err
 	}
-	sig, err := s.Sign(nil, msg, crypto.Hash(0))
+	var sig []byte
+	if max == ed25519.SignatureSize {
+		sig, err = s.Sign(nil, msg, crypto.Hash(0))
+	} else {
+		h := sha256.Sum256(msg)
+		sig, err = s.Sign(rand.Reader, h[:], crypto.SHA256)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("spa: sign: %w", err)
 	}
-	if len(sig) == 0 || len(sig) > 255 {
+	if len(sig) == 0 || len(sig) > max {
 		return nil, fmt.Errorf("spa: signature of %d bytes", len(sig))
 	}
 	return sig, nil
