@@ -26,8 +26,17 @@ type Layout struct {
 	// Watched are the services whose packets are sent to the daemon
 	// (NFLOG group LogGroup) and dropped: knock ports and SPA ports.
 	Watched []service.Service
-	// LogGroup is the NFLOG group the watched packets go to.
+	// LogGroup is the NFLOG group the watched packets go to, one packet at
+	// a time (lowest latency).
 	LogGroup uint16
+	// BulkLogGroup, when non-zero, takes the watched packets beyond
+	// LogRate per second, in batches: under a flood the daemon reads many
+	// packets per system call instead of one, while a lone knock still
+	// goes through LogGroup at once.
+	BulkLogGroup uint16
+	// LogRate is the packets per second LogGroup takes when BulkLogGroup
+	// is set (0 means DefaultLogRate).
+	LogRate uint32
 	// AlwaysAllow are source prefixes never dropped by Sesame (admin
 	// networks): they reach protected services without a grant.
 	AlwaysAllow []netip.Prefix
@@ -35,6 +44,12 @@ type Layout struct {
 	// empty means every interface except loopback.
 	Interfaces []string
 }
+
+// DefaultLogRate is Layout.LogRate's default.
+const DefaultLogRate = 20000
+
+// BulkQueueThreshold is the NFLOG batch size of Layout.BulkLogGroup.
+const BulkQueueThreshold = 64
 
 // Grant opens one service for one source address until it expires.
 type Grant struct {

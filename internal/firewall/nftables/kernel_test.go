@@ -404,3 +404,27 @@ func TestKernelGrantAtomic(t *testing.T) {
 		t.Fatalf("List = %v, %v; want both grants", got, err)
 	}
 }
+
+// With a bulk group, the watched-port rule splits: a rate-limited
+// one-at-a-time rule, then a batched rule for the excess.
+func TestKernelSetupBulkLogGroup(t *testing.T) {
+	ns := newNetNS(t)
+	requireTool(t, "nft")
+	f := newNSFirewall(t, ns)
+	l := goldenLayout
+	l.BulkLogGroup, l.LogRate = 8, 5000
+	setup(t, f, l)
+	out := ns.nft(t, "list", "chain", "inet", "sesame", "input")
+	for _, want := range []string{
+		"meta l4proto . th dport @watched limit rate 5000/second burst 5000 packets log group 7 queue-threshold 1 drop",
+		"meta l4proto . th dport @watched log group 8 queue-threshold 64 drop",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("chain lacks %q:\n%s", want, out)
+		}
+	}
+	l.BulkLogGroup = l.LogGroup
+	if err := f.Setup(context.Background(), l); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bulk group = log group: %v", err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/sesame-gw/sesame/internal/firewall"
 )
 
 // Names of the objects in Sesame's table. See the package documentation for
@@ -97,7 +99,11 @@ func inputChain(t *nft.Table, prio int32) *nft.Chain {
 // The first rule limits the chain to the layout's interfaces: with none
 // listed, `iifname @ifaces return` where ifaces = {"lo"} (loopback is
 // never filtered); with a list, `iifname != @ifaces return`.
-func rules(sets map[string]*nft.Set, group uint16, onlyIfaces bool) [][]expr.Any {
+//
+// With a bulk group, the watched-port rule is split: up to rate packets per
+// second go to group one at a time; the rest go to bulk in batches of
+// firewall.BulkQueueThreshold.
+func rules(sets map[string]*nft.Set, group, bulk uint16, rate uint32, onlyIfaces bool) [][]expr.Any {
 	lookup := func(reg uint32, name string) *expr.Lookup {
 		return &expr.Lookup{SourceRegister: reg, SetName: name, SetID: sets[name].ID}
 	}
@@ -106,13 +112,14 @@ func rules(sets map[string]*nft.Set, group uint16, onlyIfaces bool) [][]expr.Any
 	// log group G queue-threshold 1: without the Key bitmask the expression
 	// is an empty "log" (kernel syslog), and without the threshold the
 	// kernel batches NFLOG messages for up to a second.
-	nflog := func() *expr.Log {
+	nflogTo := func(g uint16, qthresh uint16) *expr.Log {
 		return &expr.Log{
 			Key:        1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_QTHRESHOLD,
-			Group:      group,
-			QThreshold: 1,
+			Group:      g,
+			QThreshold: qthresh,
 		}
 	}
+	nflog := func() *expr.Log { return nflogTo(group, 1) }
 	ctState := func(bits uint32) []expr.Any {
 		return []expr.Any{
 			&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
@@ -148,7 +155,19 @@ func rules(sets map[string]*nft.Set, group uint16, onlyIfaces bool) [][]expr.Any
 
 	ifaceLookup := lookup(reg1, setIfaces)
 	ifaceLookup.Invert = onlyIfaces
-	return [][]expr.Any{
+	// meta l4proto . th dport @watched log group G queue-threshold 1 drop
+	watched := [][]expr.Any{one(l4proto(reg1), dport(reg32_1), lookup(reg1, setWatched), nflog(), drop)}
+	if bulk != 0 {
+		// ... limit rate R/second burst R packets log group G queue-threshold 1 drop
+		// ... log group B queue-threshold 64 drop
+		watched = [][]expr.Any{
+			one(l4proto(reg1), dport(reg32_1), lookup(reg1, setWatched),
+				&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(rate), Unit: expr.LimitTimeSecond, Burst: rate},
+				nflog(), drop),
+			one(l4proto(reg1), dport(reg32_1), lookup(reg1, setWatched), nflogTo(bulk, firewall.BulkQueueThreshold), drop),
+		}
+	}
+	return append([][]expr.Any{
 		// iifname @ifaces return (no interfaces configured: ifaces = {"lo"})
 		// or iifname != @ifaces return (only the configured interfaces)
 		one(&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg1}, ifaceLookup, &expr.Verdict{Kind: expr.VerdictReturn}),
@@ -157,8 +176,7 @@ func rules(sets map[string]*nft.Set, group uint16, onlyIfaces bool) [][]expr.Any
 		// ip saddr @allow4 accept; ip6 saddr @allow6 accept
 		cat(nfproto(unix.NFPROTO_IPV4), one(saddr4, lookup(reg1, setAllow4), accept)),
 		cat(nfproto(unix.NFPROTO_IPV6), one(saddr6, lookup(reg1, setAllow6), accept)),
-		// meta l4proto . th dport @watched log group G queue-threshold 1 drop
-		one(l4proto(reg1), dport(reg32_1), lookup(reg1, setWatched), nflog(), drop),
+	}, append(watched, [][]expr.Any{
 		// ct state new ip saddr @watch4 log group G queue-threshold 1 (and ip6)
 		cat(ctState(expr.CtStateBitNEW), nfproto(unix.NFPROTO_IPV4), one(saddr4, lookup(reg1, setWatch4), nflog())),
 		cat(ctState(expr.CtStateBitNEW), nfproto(unix.NFPROTO_IPV6), one(saddr6, lookup(reg1, setWatch6), nflog())),
@@ -167,5 +185,5 @@ func rules(sets map[string]*nft.Set, group uint16, onlyIfaces bool) [][]expr.Any
 		cat(nfproto(unix.NFPROTO_IPV6), one(saddr6, l4proto(reg2), dport(reg32_5), lookup(reg1, setGrants6), accept)),
 		// meta l4proto . th dport @protected drop
 		one(l4proto(reg1), dport(reg32_1), lookup(reg1, setProtected), drop),
-	}
+	}...)...)
 }

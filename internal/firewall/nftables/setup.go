@@ -124,7 +124,7 @@ func (f *Firewall) queueSetup(st kernelState, want map[string]*nft.Set, keep map
 		}
 	}
 	chain := f.conn.AddChain(inputChain(f.table, f.prio))
-	for _, exprs := range rules(want, el.group, el.onlyIfaces) {
+	for _, exprs := range rules(want, el.group, el.bulk, el.rate, el.onlyIfaces) {
 		f.conn.AddRule(&nft.Rule{Table: f.table, Chain: chain, Exprs: exprs})
 	}
 	return nil
@@ -185,12 +185,20 @@ func (f *Firewall) readState() (kernelState, error) {
 type layoutSets struct {
 	elems      map[string][]nft.SetElement
 	group      uint16
-	onlyIfaces bool // Layout.Interfaces lists the interfaces to act on
+	bulk       uint16 // Layout.BulkLogGroup
+	rate       uint32 // Layout.LogRate, defaulted
+	onlyIfaces bool   // Layout.Interfaces lists the interfaces to act on
 }
 
 // layoutElems validates l and encodes its static sets.
 func layoutElems(l firewall.Layout) (layoutSets, error) {
-	el := layoutSets{elems: make(map[string][]nft.SetElement), group: l.LogGroup}
+	el := layoutSets{elems: make(map[string][]nft.SetElement), group: l.LogGroup, bulk: l.BulkLogGroup, rate: l.LogRate}
+	if el.rate == 0 {
+		el.rate = firewall.DefaultLogRate
+	}
+	if el.bulk != 0 && el.bulk == el.group {
+		return layoutSets{}, fmt.Errorf("%w: bulk log group %d is the log group", ErrInvalid, el.bulk)
+	}
 	for _, list := range []struct {
 		set  string
 		svcs []service.Service
