@@ -26,6 +26,7 @@ const (
 	DefaultSeqTimeout = 25 * time.Second // knockd's Seq_Timeout
 	DefaultDuration   = 30 * time.Second
 	DefaultLogGroup   = 7
+	DefaultLogRate    = 20000
 	MaxDuration       = 24 * time.Hour
 )
 
@@ -52,6 +53,12 @@ type Gateway struct {
 	LogLevel string `toml:"log_level"`
 	// NFLogGroup is the NFLOG group knock and SPA packets are sent to.
 	NFLogGroup int `toml:"nflog_group"`
+	// NFLogBulkGroup takes the packets beyond NFLogRate per second in
+	// batches (flood resistance); default NFLogGroup+1, -1 disables it.
+	NFLogBulkGroup int `toml:"nflog_bulk_group"`
+	// NFLogRate is how many packets per second go through NFLogGroup one
+	// at a time before the excess goes to the bulk group.
+	NFLogRate int `toml:"nflog_rate"`
 	// MaxSources caps the sources tracked by the knock state machine.
 	MaxSources int `toml:"max_sources"`
 	// AlwaysAllow are admin prefixes Sesame never drops.
@@ -232,6 +239,15 @@ func (c *Config) applyDefaults() {
 	if g.NFLogGroup == 0 {
 		g.NFLogGroup = DefaultLogGroup
 	}
+	if g.NFLogBulkGroup == 0 {
+		g.NFLogBulkGroup = g.NFLogGroup + 1
+		if g.NFLogBulkGroup > 65535 {
+			g.NFLogBulkGroup = g.NFLogGroup - 1
+		}
+	}
+	if g.NFLogRate == 0 {
+		g.NFLogRate = DefaultLogRate
+	}
 	if g.MaxSources == 0 {
 		g.MaxSources = knock.DefaultMaxSources
 	}
@@ -261,6 +277,12 @@ func (c *Config) validate(v *validator) {
 	}
 	if g.NFLogGroup < 1 || g.NFLogGroup > 65535 {
 		v.at("gateway", 0, "nflog_group", "%d is not from 1 to 65535", g.NFLogGroup)
+	}
+	if g.NFLogBulkGroup != -1 && (g.NFLogBulkGroup < 1 || g.NFLogBulkGroup > 65535 || g.NFLogBulkGroup == g.NFLogGroup) {
+		v.at("gateway", 0, "nflog_bulk_group", "%d is not -1 (off) or a group from 1 to 65535 other than nflog_group", g.NFLogBulkGroup)
+	}
+	if g.NFLogRate < 1 || g.NFLogRate > 10_000_000 {
+		v.at("gateway", 0, "nflog_rate", "%d is not from 1 to 10000000", g.NFLogRate)
 	}
 	if g.MaxSources < 1 || g.MaxSources > 1<<24 {
 		v.at("gateway", 0, "max_sources", "%d is not from 1 to %d", g.MaxSources, 1<<24)

@@ -30,6 +30,9 @@ func TestIssueExampleAsWritten(t *testing.T) {
 	if c.Gateway.StateDir != DefaultStateDir || c.Gateway.NFLogGroup != DefaultLogGroup || c.Gateway.LogFormat != "text" {
 		t.Fatalf("defaults %+v", c.Gateway)
 	}
+	if c.Gateway.NFLogBulkGroup != 8 || c.Gateway.NFLogRate != DefaultLogRate {
+		t.Fatalf("bulk group defaults %+v", c.Gateway)
+	}
 	if w := c.Watched(); len(w) != 3 {
 		t.Fatalf("watched %v", w)
 	}
@@ -101,6 +104,7 @@ func TestErrorsNameFileLineKey(t *testing.T) {
 		{"dup name", "[[door]]\nname = \"a\"\nsequence = [\"1000\", \"2000\"]\nopen = [\"22\"]\n[[door]]\nname = \"a\"\nsequence = [\"3000\", \"4000\"]\nopen = [\"23\"]\n", 6, "door[1].name", "also the name"},
 		{"bad flag", "[[door]]\nname = \"a\"\nsequence = [\"1000\", \"2000\"]\nopen = [\"22\"]\ntcp_flags = [\"sin\"]\n", 5, "door[0].tcp_flags", "sin"},
 		{"bad prefix", "[gateway]\nalways_allow = [\"10.0.0.1/8\"]\n[[door]]\nname = \"a\"\nsequence = [\"1000\", \"2000\"]\nopen = [\"22\"]\n", 2, "always_allow", "host bits"},
+		{"bulk group clash", "[gateway]\nnflog_group = 9\nnflog_bulk_group = 9\n[[door]]\nname = \"a\"\nsequence = [\"1000\", \"2000\"]\nopen = [\"22\"]\n", 3, "nflog_bulk_group", "other than"},
 		{"bad log format", "[gateway]\nlog_format = \"xml\"\n[[door]]\nname = \"a\"\nsequence = [\"1000\", \"2000\"]\nopen = [\"22\"]\n", 2, "log_format", "xml"},
 		{"toml syntax", "[[door]\nname = \"a\"\n", 2, "", "expected"},
 	}
