@@ -97,7 +97,7 @@ func TestErrorsNameFileLineKey(t *testing.T) {
 		{"bad proto", "[[door]]\nname = \"a\"\nsequence = [\"1000/icmp\"]\nopen = [\"22\"]\n", 3, "sequence", "icmp"},
 		{"bad duration", "[[door]]\nname = \"a\"\nsequence = [\"1000\", \"2000\"]\nopen = [\"22\"]\nduration = \"30 seconds\"\n", 5, "duration", "invalid duration"},
 		{"bad type", "[[door]]\nname = 5\n", 2, "name", "incompatible"},
-		{"zero timeout", "[[door]]\nname = \"a\"\nsequence = [\"1000\", \"2000\"]\nseq_timeout = \"0s\"\nopen = [\"22\"]\nduration = \"0s\"\n", 4, "seq_timeout", "not positive"},
+		{"zero timeout", "[[door]]\nname = \"a\"\nsequence = [\"1000\", \"2000\"]\nseq_timeout = \"0s\"\nopen = [\"22\"]\n", 4, "seq_timeout", "not positive"},
 		{"missing open", "[[door]]\nname = \"a\"\nsequence = [\"1000\", \"2000\"]\n", 1, "door[0].open", "missing"},
 		{"neighbours", "[[door]]\nname = \"a\"\nsequence = [\"1000\", \"1001\"]\nopen = [\"22\"]\n", 3, "door[0].sequence", "neighbours"},
 		{"knock on protected", "[[door]]\nname = \"a\"\nsequence = [\"22\", \"2000\"]\nopen = [\"22\"]\n", 3, "door[0].sequence", "must stay closed"},
