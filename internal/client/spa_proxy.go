@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 )
 
@@ -58,4 +59,58 @@ func DialTCP(ctx context.Context, dst netip.AddrPort, timeout time.Duration) (*n
 		return nil, err
 	}
 	return c.(*net.TCPConn), nil
+}
+
+// DialUntil connects to dst, starting a fresh attempt every interval (a
+// dropped SYN is retransmitted only after a second, so one attempt would
+// add up to a second once the port opens) until one succeeds or ctx is
+// done. It returns the first connection; the others are closed. It is the
+// ProxyCommand's counterpart of WaitTCP: the connection that proves the
+// port open is the one the session uses.
+func DialUntil(ctx context.Context, dst netip.AddrPort, interval time.Duration) (*net.TCPConn, error) {
+	const attemptLife = time.Second
+	ctx, cancel := context.WithCancel(ctx)
+	won := make(chan *net.TCPConn, 1)
+	var wg sync.WaitGroup
+	try := func() {
+		defer wg.Done()
+		actx, acancel := context.WithTimeout(ctx, attemptLife)
+		defer acancel()
+		var d net.Dialer
+		c, err := d.DialContext(actx, "tcp", dst.String())
+		if err != nil {
+			return
+		}
+		select {
+		case won <- c.(*net.TCPConn):
+		default:
+			c.Close()
+		}
+	}
+	finish := func() {
+		cancel()
+		wg.Wait()
+		select { // an attempt that won after the first
+		case c := <-won:
+			c.Close()
+		default:
+		}
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	wg.Add(1)
+	go try()
+	for {
+		select {
+		case c := <-won:
+			finish()
+			return c, nil
+		case <-ctx.Done():
+			finish()
+			return nil, fmt.Errorf("connecting to %v: %w", dst, ctx.Err())
+		case <-tick.C:
+			wg.Add(1)
+			go try()
+		}
+	}
 }

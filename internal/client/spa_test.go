@@ -227,3 +227,37 @@ func TestSpliceInputError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestDialUntil(t *testing.T) {
+	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().(*net.TCPAddr).AddrPort()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hi"))
+			c.Close()
+		}
+	}()
+	c, err := DialUntil(t.Context(), addr, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	c.Close()
+	if string(b) != "hi" {
+		t.Fatalf("read %q", b)
+	}
+	// Nothing listens any more: attempts fail until the context ends.
+	l.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if c, err := DialUntil(ctx, addr, 5*time.Millisecond); c != nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("DialUntil = %v, %v", c, err)
+	}
+}
