@@ -63,6 +63,8 @@ type Gateway struct {
 	MaxSources int `toml:"max_sources"`
 	// AlwaysAllow are admin prefixes Sesame never drops.
 	AlwaysAllow []Prefix `toml:"always_allow"`
+	// Ops are audit_log, metrics_listen and control_socket: see ops.go.
+	Ops
 }
 
 // Door is one [[door]] table.
@@ -251,6 +253,7 @@ func (c *Config) applyDefaults() {
 	if g.MaxSources == 0 {
 		g.MaxSources = knock.DefaultMaxSources
 	}
+	g.opsDefaults()
 	for i := range c.Doors {
 		d := &c.Doors[i]
 		if d.SeqTimeout == 0 {
@@ -314,6 +317,7 @@ func (c *Config) validate(v *validator) {
 		c.validateDoor(v, i, protected)
 	}
 	c.validateSPA(v)
+	c.validateOps(v)
 }
 
 func (c *Config) validateDoor(v *validator, i int, protected map[service.Service]string) {
