@@ -3,13 +3,18 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -369,4 +374,168 @@ allow = ["%d/tcp"]
 	hidden(t, b, b.Client6, netip.AddrPortFrom(b.GW6, svcPort)) // the knock opened only its door's port
 	waitLog(t, g, "msg=grant", "door=web")
 	waitLog(t, g, "msg=grant", "proto=spa", "client=laptop")
+}
+
+// startSPABench starts a gateway on a latency bench with the laptop as its
+// only client, allowed 2222/tcp.
+func startSPABench(b *testing.B) (*netns.Bench, *spaBench) {
+	bench := benchSetup(b)
+	s := newSPABench(b)
+	path := filepath.Join(b.TempDir(), "sesame.toml")
+	os.WriteFile(path, []byte(s.config(b.TempDir(), s.clientsWithoutOld)), 0o600)
+	p, err := bench.Start(bench.GW, sesameBin, "serve", "-c", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitOutput(ctx, "gateway ready"); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if f := os.Getenv("SESAME_BENCH_LOG"); f != "" {
+			os.WriteFile(f, p.Output(), 0o644)
+		}
+		bench.Command(context.Background(), bench.GW, sesameBin, "cleanup").Run()
+	})
+	return bench, s
+}
+
+var spaOpenAfter = regexp.MustCompile(`open after (\d+)us \((\d+) packets\)`)
+
+// spaTry runs one `sesame open --wait` from the client namespace after
+// flushing the grants, and returns the time from the first packet to the
+// open port, the packets it took, and whether it succeeded.
+func spaTry(bench *netns.Bench, s *spaBench, gw netip.Addr, timeout string) (us float64, packets int, ok bool, out []byte) {
+	set := "grants4"
+	if gw.Is6() {
+		set = "grants6"
+	}
+	bench.Command(context.Background(), bench.GW, "nft", "flush", "set", "inet", "sesame", set).Run()
+	out, err := bench.Command(context.Background(), bench.Client, sesameBin, "open", "-v", gw.String(), "2222/tcp",
+		"--key", s.laptop, "--gateway-key", s.gwPub, "--wait", "--wait-interval", "200us", "--resend", "500ms", "--wait-timeout", timeout).CombinedOutput()
+	if err != nil {
+		return 0, 0, false, out
+	}
+	m := spaOpenAfter.FindSubmatch(out)
+	if m == nil {
+		return 0, 0, false, out
+	}
+	v, _ := strconv.Atoi(string(m[1]))
+	n, _ := strconv.Atoi(string(m[2]))
+	return float64(v), n, true, out
+}
+
+func report(b *testing.B, lat []float64) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	b.ReportMetric(pct(0.5), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+	b.ReportMetric(lat[len(lat)-1], "max-µs")
+	b.Logf("n=%d p50=%.0fµs p90=%.0fµs p99=%.0fµs max=%.0fµs", len(lat), pct(0.5), pct(0.9), pct(0.99), lat[len(lat)-1])
+}
+
+// Latency from the SPA packet leaving `sesame open` to 2222/tcp answering
+// (the client probes every 200 µs). Tries are paced under the gateway's
+// per-source rate limit (20 datagrams/s). Run with
+//
+//	go test ./e2e -run '^$' -bench SPAToOpen -benchtime 100x
+func BenchmarkSPAToOpen(b *testing.B) {
+	bench, s := startSPABench(b)
+	var lat []float64
+	resent := 0
+	for i := 0; i < b.N; i++ {
+		us, n, ok, out := spaTry(bench, s, bench.GW4, "5s")
+		if !ok {
+			b.Fatalf("try %d: %s", i, out)
+		}
+		lat = append(lat, us)
+		resent += n - 1
+		time.Sleep(60 * time.Millisecond)
+	}
+	b.ReportMetric(float64(resent), "resends")
+	report(b, lat)
+}
+
+// The legitimate client's success rate and latency while the second client
+// address floods the SPA port with random garbage (half of it with a valid
+// magic and version, so it reaches the pre-filter's HMAC). The flood is one
+// goroutine writing as fast as it can, for at most 60 s and 20 M datagrams.
+// Run with
+//
+//	go test ./e2e -run '^$' -bench SPAUnderFlood -benchtime 50x
+func BenchmarkSPAUnderFlood(b *testing.B) {
+	bench, s := startSPABench(b)
+	for _, f := range families(bench) {
+		if f.gw.Is6() {
+			// ServeTCP in benchSetup listens on GW4 only.
+			if _, err := bench.ServeTCP(bench.GW, netip.AddrPortFrom(bench.GW6, 2222), []byte("hi\n")); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(f.name, func(b *testing.B) {
+			conn, err := bench.DialUDP(bench.Client, f.second, netip.AddrPortFrom(f.gw, spaPort))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			stop := make(chan struct{})
+			done := make(chan int)
+			go func() {
+				const maxPackets, maxTime = 20_000_000, 60 * time.Second
+				rnd := rand.New(rand.NewPCG(1, 2))
+				buf := make([]byte, 1232)
+				end := time.Now().Add(maxTime)
+				n := 0
+				for ; n < maxPackets; n++ {
+					if n%1024 == 0 {
+						select {
+						case <-stop:
+							done <- n
+							return
+						default:
+						}
+						if time.Now().After(end) {
+							break
+						}
+					}
+					size := 89 + rnd.IntN(1232-89+1)
+					for i := 0; i+8 <= size; i += 8 {
+						binary.LittleEndian.PutUint64(buf[i:], rnd.Uint64())
+					}
+					if n%2 == 0 {
+						buf[0], buf[1] = 0xD3, 0x01
+					}
+					conn.Write(buf[:size])
+				}
+				<-stop
+				done <- n
+			}()
+			time.Sleep(500 * time.Millisecond) // let the flood reach its rate
+			start := time.Now()
+			var lat []float64
+			fails, resent := 0, 0
+			for i := 0; i < b.N; i++ {
+				us, n, ok, _ := spaTry(bench, s, f.gw, "3s")
+				if !ok {
+					fails++
+				} else {
+					lat = append(lat, us)
+					resent += n - 1
+				}
+				time.Sleep(60 * time.Millisecond)
+			}
+			close(stop)
+			sent := <-done
+			secs := time.Since(start).Seconds() + 0.5
+			b.ReportMetric(100*float64(b.N-fails)/float64(b.N), "success-%")
+			b.ReportMetric(float64(resent), "resends")
+			b.ReportMetric(float64(sent)/secs, "flood-pps")
+			b.Logf("%s: %d/%d opened, %d resends, flood %d datagrams (%.0f/s)", f.name, b.N-fails, b.N, resent, sent, float64(sent)/secs)
+			report(b, lat)
+		})
+	}
 }
