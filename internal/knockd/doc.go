@@ -1,0 +1,24 @@
+// Package knockd is the drop-in runtime behind `sesame serve --knockd-conf`:
+// it runs an existing knockd.conf (knockd 0.8) unchanged, on Sesame's knock
+// state machine and an AF_PACKET capture, without any firewall of its own
+// (the file's commands and the user's firewall decide everything).
+//
+// What it keeps from knockd: commands run through `/bin/sh -c` with %IP%
+// replaced by the knocker's address (only ever a parsed address, so no
+// shell injection), Start_Command_6/Stop_Command_6 with knockd's fallbacks,
+// the stop command Cmd_Timeout seconds after the start command finished,
+// One_Time_Sequences files whose used lines get a '#' written over their
+// first byte, LogFile lines in knockd's format ("[YYYY-MM-DD HH:MM] msg"),
+// UseSyslog (ident knockd, LOG_USER, LOG_NOTICE), Target.
+//
+// What it fixes (docs/knockd-compat.md): pending stop commands are written
+// to the state directory, so they survive a restart or a crash and are run
+// at shutdown (knockd loses them and the hole stays open); one-time
+// sequences advance for IPv6 knockers too; several interfaces and VLANs are
+// watched; and, unless Config.Parity is set, knocks are judged by Sesame's
+// scan-proof rules (any other knock-capable packet from the source resets
+// it, a repeated knock is tolerated).
+//
+// Concurrency: Server.Run owns all state on one goroutine; commands run on
+// a small pool of workers and report back to it.
+package knockd
