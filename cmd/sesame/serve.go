@@ -25,11 +25,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	path := fs.String("c", "/etc/sesame/sesame.toml", "configuration file")
 	fs.StringVar(path, "config", "/etc/sesame/sesame.toml", "configuration file")
+	kd := addKnockdFlags(fs) // serve_knockd.go
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if kd.enabled() {
+		return runServeKnockd(kd, stderr)
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
