@@ -76,6 +76,9 @@ func TestRenderRoundTripsThroughNft(t *testing.T) {
 		{"everything", firewall.Layout{Protected: []service.Service{tcp(22)}, LogGroup: 3,
 			AlwaysAllow: pfx("0.0.0.0/0", "::/0")}, Options{Table: "other", Priority: -200}},
 		{"security", firewall.Layout{Protected: []service.Service{udp(53)}, LogGroup: 3}, Options{Table: "sesame", Priority: 55}},
+		{"bulk", firewall.Layout{Protected: []service.Service{tcp(22)}, Watched: []service.Service{udp(62201)}, LogGroup: 7,
+			BulkLogGroup: 8, LogRate: 5000}, Default()},
+		{"bulk default rate", firewall.Layout{Protected: []service.Service{tcp(22)}, LogGroup: 100, BulkLogGroup: 99}, Default()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

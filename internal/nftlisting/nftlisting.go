@@ -52,6 +52,9 @@ func Render(l firewall.Layout, opt Options) (string, error) {
 	if opt.Table == "" {
 		opt.Table = DefaultTable
 	}
+	if l.BulkLogGroup != 0 && l.BulkLogGroup == l.LogGroup {
+		return "", fmt.Errorf("%w: bulk log group %d is the log group", ErrInvalid, l.BulkLogGroup)
+	}
 	protected, err := services("protected", l.Protected)
 	if err != nil {
 		return "", err
@@ -101,19 +104,34 @@ func Render(l firewall.Layout, opt Options) (string, error) {
 		ifaceRule = "iifname != @ifaces return"
 	}
 	group := fmt.Sprintf("log group %d queue-threshold 1", l.LogGroup)
+	// With a bulk group, watched packets beyond the rate go to it in
+	// batches (see firewall.Layout.BulkLogGroup).
+	watchedRules := []string{"meta l4proto . th dport @watched " + group + " drop"}
+	if l.BulkLogGroup != 0 {
+		rate := l.LogRate
+		if rate == 0 {
+			rate = firewall.DefaultLogRate
+		}
+		watchedRules = []string{
+			fmt.Sprintf("meta l4proto . th dport @watched limit rate %d/second burst %d packets %s drop", rate, rate, group),
+			fmt.Sprintf("meta l4proto . th dport @watched log group %d queue-threshold %d drop", l.BulkLogGroup, firewall.BulkQueueThreshold),
+		}
+	}
 	fmt.Fprintf(&b, "\tchain input {\n\t\ttype filter hook input priority %s; policy accept;\n", priority(opt.Priority))
-	for _, r := range []string{
+	rules := []string{
 		ifaceRule,
 		"ct state established,related accept",
 		"ip saddr @allow4 accept",
 		"ip6 saddr @allow6 accept",
-		"meta l4proto . th dport @watched " + group + " drop",
-		"ct state new ip saddr @watch4 " + group,
-		"ct state new ip6 saddr @watch6 " + group,
+	}
+	rules = append(rules, watchedRules...)
+	for _, r := range append(rules,
+		"ct state new ip saddr @watch4 "+group,
+		"ct state new ip6 saddr @watch6 "+group,
 		"ip saddr . meta l4proto . th dport @grants4 accept",
 		"ip6 saddr . meta l4proto . th dport @grants6 accept",
 		"meta l4proto . th dport @protected drop",
-	} {
+	) {
 		fmt.Fprintf(&b, "\t\t%s\n", r)
 	}
 	b.WriteString("\t}\n}\n")

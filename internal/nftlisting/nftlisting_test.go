@@ -95,6 +95,22 @@ func TestRenderInterfacesAndEmptySets(t *testing.T) {
 	}
 }
 
+func TestRenderBulkGroup(t *testing.T) {
+	l := goldenLayout
+	l.BulkLogGroup = 8
+	got, err := Render(l, Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "\t\tip6 saddr @allow6 accept\n" +
+		"\t\tmeta l4proto . th dport @watched limit rate 20000/second burst 20000 packets log group 7 queue-threshold 1 drop\n" +
+		"\t\tmeta l4proto . th dport @watched log group 8 queue-threshold 64 drop\n" +
+		"\t\tct state new ip saddr @watch4 log group 7 queue-threshold 1\n"
+	if !strings.Contains(got, want) {
+		t.Fatalf("no split watched rule in\n%s", got)
+	}
+}
+
 func TestAllowSpans(t *testing.T) {
 	p := func(s ...string) []netip.Prefix {
 		var out []netip.Prefix
@@ -137,6 +153,7 @@ func TestRenderRefusesWhatTheBackendRefuses(t *testing.T) {
 		"bad prefix":  {AlwaysAllow: []netip.Prefix{{}}},
 		"long iface":  {Interfaces: []string{"a-very-long-interface"}},
 		"empty iface": {Interfaces: []string{""}},
+		"bulk = log":  {LogGroup: 7, BulkLogGroup: 7},
 	} {
 		if _, err := Render(l, Default()); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
