@@ -13,7 +13,6 @@ import (
 
 func init() {
 	register("keygen", command{summary: "make a key: keygen [--gateway] -o FILE (prints the public key)", run: runKeygen})
-	register("pubkey", command{summary: "print the public key of a key file: pubkey FILE", run: runPubkey})
 }
 
 func runKeygen(args []string, stdout, stderr io.Writer) error {
@@ -53,24 +52,6 @@ func runKeygen(args []string, stdout, stderr io.Writer) error {
 		if errors.Is(err, iofs.ErrExist) {
 			return fmt.Errorf("%s exists; not overwriting a key (sesame pubkey %s prints its public key)", *out, *out)
 		}
-		return err
-	}
-	fmt.Fprintln(stdout, k.Public())
-	return nil
-}
-
-func runPubkey(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("pubkey", stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: sesame pubkey FILE") }
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return &exitError{code: 2, err: errors.New("need one key file")}
-	}
-	k, err := spakey.ReadFile(fs.Arg(0))
-	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, k.Public())
