@@ -210,6 +210,18 @@ func TestSPARejectsWithReason(t *testing.T) {
 	waitLog(t, g, "msg=reject", "reason=duration-too-long", "client=laptop", "10m0s > 1m0s")
 	hidden(t, b, netip.Addr{}, dst)
 
+	// The same over IPv6.
+	gw6 := b.GW6.String()
+	dst6 := netip.AddrPortFrom(b.GW6, svcPort)
+	s.open(t, b, s.mallory, gw6, fmt.Sprintf("%d/tcp", svcPort))
+	waitLog(t, g, "msg=reject", "reason=unknown-key", "src="+b.Client6.String())
+	s.open(t, b, s.laptop, gw6, fmt.Sprintf("%d/tcp", outsidePort))
+	waitLog(t, g, "msg=reject", "reason=service-not-allowed", "src="+b.Client6.String())
+	s.open(t, b, s.laptop, gw6, fmt.Sprintf("%d/tcp", svcPort), "--duration", "2m")
+	waitLog(t, g, "msg=reject", "reason=duration-too-long", "src="+b.Client6.String())
+	hidden(t, b, netip.Addr{}, dst6)
+	hidden(t, b, netip.Addr{}, netip.AddrPortFrom(b.GW6, outsidePort))
+
 	// "old" works while configured...
 	s.open(t, b, s.old, gw4, fmt.Sprintf("%d/tcp", svcPort), "--duration", "2s", "--wait", "--wait-timeout", "5s")
 	waitLog(t, g, "msg=grant", "client=old")

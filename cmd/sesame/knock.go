@@ -28,13 +28,28 @@ func runKnock(args []string, stdout, stderr io.Writer) error {
 	wait := fs.String("wait", "", "after knocking, poll tcp/PORT[=TIMEOUT] until it answers; exit 1 if it never does")
 	waitEvery := fs.Duration("wait-interval", 5*time.Millisecond, "with --wait, start a fresh connection attempt this often")
 	verbose := fs.Bool("v", false, "print each step, and with --wait the time from the last knock to the open port")
+	rot := addRotatingFlags(fs) // knock_rotating.go
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sesame knock [--delay D] [-4|-6] [-u] [--wait tcp/PORT[=TIMEOUT]] HOST PORT[/tcp|/udp|:udp]...")
+		fmt.Fprintln(stderr, "       sesame knock --door NAME --secret FILE [--period 30s] [--port-range 40000-49999/tcp] [--steps 3] [--delay D] [-4|-6] [--wait ...] HOST")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	if rot.enabled() {
+		if len(pos) != 1 {
+			fs.Usage()
+			return &exitError{code: 2, err: errors.New("with --door, give the host only: the ports come from the secret and the time")}
+		}
+		seq, err := rot.sequence(time.Now())
+		if err != nil {
+			return err
+		}
+		for _, s := range seq {
+			pos = append(pos, s.String())
+		}
 	}
 	if len(pos) < 2 {
 		fs.Usage()
