@@ -26,11 +26,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	path := fs.String("c", "/etc/sesame/sesame.toml", "configuration file")
 	fs.StringVar(path, "config", "/etc/sesame/sesame.toml", "configuration file")
 	kd := addKnockdFlags(fs) // serve_knockd.go
+	check := fs.Bool("check", false, "validate the configuration and print the nftables table it would install; touch nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *check {
+		return runCheck(*path, kd, stdout, stderr) // check.go
 	}
 	if kd.enabled() {
 		return runServeKnockd(kd, stderr)
@@ -57,13 +61,19 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	defer src.Close()
 
-	gc := engineConfig(cfg, log)
-	closeSPA, err := addSPA(&gc, cfg, log) // serve_spa.go
+	// serve_ops.go: reload, control socket, audit log, metrics, sd_notify.
+	ops, gc, err := startOps(opsSetup{path: *path, cfg: cfg, log: log, src: src,
+		build: func(cfg *config.Config) (gateway.Config, func(), error) {
+			gc := engineConfig(cfg, log)
+			closeSPA, err := addSPA(&gc, cfg, log) // serve_spa.go
+			return gc, closeSPA, err
+		}})
 	if err != nil {
 		return err
 	}
-	defer closeSPA()
+	defer ops.close()
 	eng := gateway.New(gc, fw, src)
+	ops.attach(ctx, eng)
 	if err := eng.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
