@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/sesame-gw/sesame/internal/capture/nflog"
 	"github.com/sesame-gw/sesame/internal/config"
 	"github.com/sesame-gw/sesame/internal/firewall"
 	"github.com/sesame-gw/sesame/internal/firewall/nftables"
@@ -55,9 +54,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("firewall: %w", err)
 	}
 	defer fw.Close()
-	src, err := nflog.Open(ctx, nflog.Config{Group: uint16(cfg.Gateway.NFLogGroup), Logger: log})
+	src, err := openCapture(ctx, cfg, log) // capture.go
 	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+		return err
 	}
 	defer src.Close()
 
@@ -96,9 +95,13 @@ func engineConfig(cfg *config.Config, log *slog.Logger) gateway.Config {
 			Protected:   cfg.Protected(),
 			Watched:     cfg.Watched(),
 			LogGroup:    uint16(cfg.Gateway.NFLogGroup),
+			LogRate:     uint32(cfg.Gateway.NFLogRate),
 			AlwaysAllow: cfg.AlwaysAllow(),
 			Interfaces:  cfg.Gateway.Interfaces,
 		},
+	}
+	if cfg.Gateway.NFLogBulkGroup > 0 {
+		gc.Layout.BulkLogGroup = uint16(cfg.Gateway.NFLogBulkGroup)
 	}
 	return gc
 }
