@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -298,6 +299,53 @@ func TestSPAReplay(t *testing.T) {
 	if strings.Contains(g.log(), "msg=grant") {
 		t.Fatalf("a replay was granted after the restart:\n%s", g.log())
 	}
+}
+
+// A reload (SIGHUP) applies a changed client list at once and keeps the
+// replay state: a packet accepted before the reload stays refused.
+func TestSPAReloadKeepsReplay(t *testing.T) {
+	b := newBench(t)
+	serveService(t, b)
+	s := newSPABench(t)
+	state := t.TempDir()
+	g := startGateway(t, b, s.config(state, s.clientsWithOld))
+	spa := netip.AddrPortFrom(b.GW4, spaPort)
+	out := s.open(t, b, s.laptop, b.GW4.String(), fmt.Sprintf("%d/tcp", svcPort), "--print")
+	pkt, err := hex.DecodeString(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SendUDP(b.Client, b.Client4, spa, pkt); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, g, "msg=grant", "client=laptop")
+
+	os.WriteFile(g.cfg, []byte(s.config(state, s.clientsWithoutOld)), 0o600)
+	if err := syscall.Kill(g.proc.PID(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, g, "configuration reloaded")
+	if err := b.SendUDP(b.Client, b.Client4b, spa, pkt); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, g, "msg=reject", "reason=replay", "src="+b.Client4b.String())
+	s.open(t, b, s.old, b.GW4.String(), fmt.Sprintf("%d/tcp", svcPort))
+	waitLog(t, g, "msg=reject", "reason=unknown-key", s.oldPub)
+	// The reloaded handler still records new packets on disk: after a
+	// restart this one is a replay too.
+	out = s.open(t, b, s.laptop, b.GW4.String(), fmt.Sprintf("%d/tcp", svcPort), "--print")
+	pkt2, _ := hex.DecodeString(strings.TrimSpace(out))
+	b.SendUDP(b.Client, b.Client4, spa, pkt2)
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(g.log(), "client=laptop services") < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := b.Stop(g.proc); err != nil {
+		t.Logf("stop: %v", err)
+	}
+	g.start()
+	b.SendUDP(b.Client, b.Client4b, spa, pkt2)
+	waitLog(t, g, "msg=reject", "reason=replay", "src="+b.Client4b.String())
 }
 
 // ssh's ProxyCommand: `sesame proxy HOST PORT` sends the packet, waits for
