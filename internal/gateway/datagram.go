@@ -37,3 +37,12 @@ type Verdict struct {
 	// CMD_CYCLE_OPEN); nil for none. It runs on the firewall writer.
 	After func(err error)
 }
+
+// Prechecker is implemented by handlers with a cheap, stateless check
+// (length, magic, a keyed pre-filter MAC) that runs before the per-source
+// rate limit: garbage that fails it costs no tokens, so a flood of it from
+// a neighbour (the same IPv6 /64) cannot starve a legitimate client of its
+// rate. It returns the reject reason, or "" when the datagram may go on.
+type Prechecker interface {
+	Precheck(payload []byte) (reason string)
+}

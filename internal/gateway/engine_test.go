@@ -258,6 +258,12 @@ func (f *fakeHandler) Name() string { return "fake" }
 func (f *fakeHandler) Match(payload []byte) bool {
 	return bytes.HasPrefix(payload, []byte("ok:")) || bytes.HasPrefix(payload, []byte("no:"))
 }
+func (f *fakeHandler) Precheck(payload []byte) string {
+	if bytes.HasPrefix(payload, []byte("no:junk")) {
+		return "prefilter"
+	}
+	return ""
+}
 func (f *fakeHandler) Handle(now time.Time, src, dst netip.Addr, payload []byte) Verdict {
 	f.calls.Add(1)
 	if bytes.HasPrefix(payload, []byte("no:")) {
@@ -282,16 +288,23 @@ func TestDatagramPath(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		h.send(alice, spaP, 0, []byte("no:x"))
 	}
-	h.eventually("rate limited", func() bool { return h.eng.Stats().RateLimited.Load() == 4 })
-	// bob's grant, alice's reject, and alice's first "no:x" (her third
-	// token; "garbage" took the second) reached the handler.
-	if c := fh.calls.Load(); c != 3 {
-		t.Fatalf("handler called %d times, want 3", c)
+	h.eventually("rate limited", func() bool { return h.eng.Stats().RateLimited.Load() == 3 })
+	// bob's grant, alice's reject, and alice's first two "no:x" (her second
+	// and third tokens; "garbage" matched no handler and took none).
+	if c := fh.calls.Load(); c != 4 {
+		t.Fatalf("handler called %d times, want 4", c)
+	}
+	// Garbage failing the precheck costs no tokens: alice is out of
+	// tokens, and junk is still rejected as junk, not rate-limited.
+	h.send(alice, spaP, 0, []byte("no:junk"))
+	h.eventually("precheck reject", func() bool { return strings.Contains(h.log.String(), "reason=prefilter") })
+	if n := h.eng.Stats().RateLimited.Load(); n != 3 {
+		t.Fatalf("precheck failure consumed a token (rate limited %d)", n)
 	}
 	// A datagram to a non-SPA port is not handed to the handlers.
 	h.send(bob, udp(9999), 0, []byte("ok:2"))
 	time.Sleep(10 * time.Millisecond)
-	if c := fh.calls.Load(); c != 3 {
+	if c := fh.calls.Load(); c != 4 {
 		t.Fatalf("non-SPA port reached the handler")
 	}
 }

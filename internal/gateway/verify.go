@@ -60,14 +60,21 @@ func (e *Engine) handleDatagram(p capture.Packet) {
 	if now.IsZero() {
 		now = e.now()
 	}
-	if !e.perSource.allow(p.Src, now) {
-		e.stats.RateLimited.Add(1)
-		e.log.Debug("reject", "src", p.Src, "reason", "rate-limited")
-		return
-	}
 	for _, h := range e.dgram.Load().handlers {
 		if !h.Match(p.Payload) {
 			continue
+		}
+		if pc, ok := h.(Prechecker); ok {
+			if r := pc.Precheck(p.Payload); r != "" {
+				e.stats.Rejected.Add(1)
+				e.log.Debug("reject", "proto", h.Name(), "src", p.Src, "reason", r)
+				return
+			}
+		}
+		if !e.perSource.allow(p.Src, now) {
+			e.stats.RateLimited.Add(1)
+			e.log.Debug("reject", "proto", h.Name(), "src", p.Src, "reason", "rate-limited")
+			return
 		}
 		v := h.Handle(now, p.Src, p.Dst, p.Payload)
 		if v.Reason != "" {

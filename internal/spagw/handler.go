@@ -87,6 +87,19 @@ func (h *Handler) Name() string { return Name }
 // No cryptography.
 func (h *Handler) Match(payload []byte) bool { return spa.IsNative(payload) }
 
+// Precheck implements gateway.Prechecker: length, magic, version and the
+// mac1 pre-filter (one HMAC, no public-key work), before the engine spends
+// the source's rate-limit tokens.
+func (h *Handler) Precheck(payload []byte) string {
+	if err := h.cur.Load().Prefilter(payload); err != nil {
+		if r := spa.ReasonOf(err); r != "" {
+			return string(r)
+		}
+		return string(spa.ErrMalformed)
+	}
+	return ""
+}
+
 // Handle implements gateway.DatagramHandler: docs/protocol.md §6 steps 2-13
 // for a datagram from src received at now. payload is not retained.
 func (h *Handler) Handle(now time.Time, src, _ netip.Addr, payload []byte) gateway.Verdict {
