@@ -61,7 +61,10 @@ type Handler struct {
 	log     *slog.Logger
 }
 
-var _ gateway.DatagramHandler = (*Handler)(nil)
+var (
+	_ gateway.DatagramHandler = (*Handler)(nil)
+	_ gateway.Prechecker      = (*Handler)(nil)
+)
 
 // New returns a Handler with settings s that stores replay digests in d
 // and runs commands with cmds. cmds may be nil when no stanza has
@@ -106,6 +109,17 @@ func (h *Handler) Name() string { return Name }
 // Match implements gateway.DatagramHandler: fwknop.LooksLikeFwknop, no
 // key, linear in the length.
 func (h *Handler) Match(payload []byte) bool { return fwknop.LooksLikeFwknop(payload) }
+
+// Precheck implements gateway.Prechecker: fwknop.CheckFormat, before the
+// engine's per-source rate limit, so malformed datagrams cost a source
+// none of its tokens. Packets of GPG size pass, to get their "gpg" log
+// line from Handle.
+func (h *Handler) Precheck(payload []byte) string {
+	if len(payload) < fwknop.GPGPacketLen && fwknop.CheckFormat(payload) != nil {
+		return ReasonFormat
+	}
+	return ""
+}
 
 // Handle implements gateway.DatagramHandler (see the package doc for the
 // steps). payload is not retained.

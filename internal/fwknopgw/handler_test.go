@@ -303,6 +303,15 @@ func TestMatchAndUpdate(t *testing.T) {
 	if h.Name() != "fwknop" {
 		t.Fatal(h.Name())
 	}
+	if r := h.Precheck([]byte("+" + strings.Repeat("A", 100))); r != ReasonFormat {
+		t.Fatalf("short packet precheck %q", r)
+	}
+	if r := h.Precheck([]byte("+" + strings.Repeat("A", 500))); r != "" {
+		t.Fatalf("GPG-size precheck %q", r)
+	}
+	if r := h.Precheck(packet(t, keyA, "10.99.0.2,tcp/2222", t0)); r != "" {
+		t.Fatalf("valid packet precheck %q", r)
+	}
 	p := packet(t, keyA, "10.99.0.2,tcp/2222", t0)
 	s := settings(t, baseConf)
 	s.Protected = map[service.Service]bool{dns: true}
