@@ -326,6 +326,9 @@ func TestCertPacketSize(t *testing.T) {
 	if _, err := Seal(fits, gw.PublicKey(), r6, t0); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("credential of %d bytes: %v, want ErrTooLarge", MaxSize-fixed+1, err)
 	}
+	if CredentialRoom(1) != MaxSize-fixed {
+		t.Errorf("CredentialRoom(1) = %d, want %d", CredentialRoom(1), MaxSize-fixed)
+	}
 	if MaxSize-fixed != 1055 {
 		t.Errorf("room for the chain: %d bytes, docs/protocol.md §9 says 1055", MaxSize-fixed)
 	}

@@ -115,3 +115,13 @@ func signatureSize(pub crypto.PublicKey) (int, error) {
 	}
 	return 0, fmt.Errorf("spa: unsupported signing key %T (want Ed25519 or ECDSA P-256)", pub)
 }
+
+// CredentialRoom is the largest CredX509 credential (the encoded chain,
+// with its length prefixes) that still fits in MaxSize with a request of
+// services services, an IPv6 address and the longest signature
+// (docs/protocol.md §9: 1,055 bytes for one service). A CA uses it to
+// refuse issuing certificates too large to be sent.
+func CredentialRoom(services int) int {
+	body := 1 + 2 + 8 + 4 + 1 + 16 + 1 + serviceSize*services // all but cred
+	return MaxSize - overhead - body - 1 - MaxSignatureSize
+}
