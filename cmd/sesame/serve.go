@@ -25,6 +25,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	path := fs.String("c", "/etc/sesame/sesame.toml", "configuration file")
 	fs.StringVar(path, "config", "/etc/sesame/sesame.toml", "configuration file")
 	kd := addKnockdFlags(fs) // serve_knockd.go
+	fk := addFwknopFlags(fs) // serve_fwknop.go
 	check := fs.Bool("check", false, "validate the configuration and print the nftables table it would install; touch nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -38,10 +39,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if kd.enabled() {
 		return runServeKnockd(kd, stderr)
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := fk.loadConfig(fs, *path, kd) // config.Load, or none with --fwknop-access alone
 	if err != nil {
 		return err
 	}
+	defer fk.close()
 	log, err := newLogger(stderr, cfg.Gateway.LogFormat, cfg.Gateway.LogLevel)
 	if err != nil {
 		return err
@@ -62,11 +64,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 
 	// serve_ops.go: reload, control socket, audit log, metrics, sd_notify.
 	ops, gc, err := startOps(opsSetup{path: *path, cfg: cfg, log: log, src: src,
-		build: func(cfg *config.Config) (gateway.Config, func(), error) {
+		build: fk.wrap(func(cfg *config.Config) (gateway.Config, func(), error) {
 			gc := engineConfig(cfg, log)
 			closeSPA, err := addSPA(&gc, cfg, log) // serve_spa.go
 			return gc, closeSPA, err
-		}})
+		}, log)})
 	if err != nil {
 		return err
 	}
