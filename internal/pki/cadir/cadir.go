@@ -352,6 +352,21 @@ func (c *CA) Revoke(cert *x509.Certificate, now time.Time) (already bool, info p
 		})
 		e = &c.ix.Certs[len(c.ix.Certs)-1]
 	}
+	return c.revoke(e, now)
+}
+
+// RevokeSerial is Revoke for a certificate known only by its serial (hex,
+// as Entry.Serial): it must be in the index.
+func (c *CA) RevokeSerial(serial string, now time.Time) (e Entry, already bool, info pki.CRLInfo, err error) {
+	p := c.ix.find(serial)
+	if p == nil {
+		return Entry{}, false, pki.CRLInfo{}, fmt.Errorf("revoke: serial %s is not in %s (revoke with the certificate file instead)", serial, c.path(IndexFile))
+	}
+	already, info, err = c.revoke(p, now)
+	return *p, already, info, err
+}
+
+func (c *CA) revoke(e *Entry, now time.Time) (already bool, info pki.CRLInfo, err error) {
 	already = e.RevokedAt != nil
 	if !already {
 		t := now.UTC().Truncate(time.Second)
