@@ -72,7 +72,9 @@ type step struct {
 	wait  time.Duration
 }
 
-func syn(from string, port uint16) step { return step{from: from, svc: tcpSvc(port), flags: packet.SYN} }
+func syn(from string, port uint16) step {
+	return step{from: from, svc: tcpSvc(port), flags: packet.SYN}
+}
 func dgram(from string, port uint16) step {
 	return step{from: from, svc: service.Service{Proto: service.UDP, Port: port}}
 }
@@ -251,7 +253,7 @@ func TestKnockdDifferential(t *testing.T) {
 		}
 		pause()
 		raw.send(t, b.Client4b, b.GW4, tcpSvc(6600), packet.SYN) // knockd drops failed attempts on the next packet
-		time.Sleep(150 * time.Millisecond) // knockd's pcap delivers every 50 ms
+		time.Sleep(150 * time.Millisecond)                       // knockd's pcap delivers every 50 ms
 	}
 	time.Sleep(2500 * time.Millisecond) // Cmd_Timeout 1 s: let the stop commands run
 
