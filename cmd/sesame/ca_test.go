@@ -16,7 +16,7 @@ import (
 	"github.com/sesame-gw/sesame/internal/spakey"
 )
 
-func runCmd(t *testing.T, args ...string) (string, int) {
+func caRunCmd(t *testing.T, args ...string) (string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := run(args, &out, &errb)
@@ -33,7 +33,7 @@ func TestCACommandsAsWritten(t *testing.T) {
 		{"ca", "init", "--dir", dir},
 		{"ca", "issue", "--dir", dir, "--name", "alice", "--allow", "22/tcp", "--max-duration", "10m", "--valid-for", "90d", "--out", "alice"},
 	} {
-		if out, code := runCmd(t, cmd...); code != 0 {
+		if out, code := caRunCmd(t, cmd...); code != 0 {
 			t.Fatalf("sesame %s: exit %d\n%s", strings.Join(cmd, " "), code, out)
 		}
 	}
@@ -76,14 +76,14 @@ func TestCACommandsAsWritten(t *testing.T) {
 		t.Errorf("alice expires in %v, want about 90 days", d)
 	}
 
-	if out, code := runCmd(t, "ca", "revoke", "--dir", dir, "--cert", "alice.crt"); code != 0 || !strings.Contains(out, "revoked alice") {
+	if out, code := caRunCmd(t, "ca", "revoke", "--dir", dir, "--cert", "alice.crt"); code != 0 || !strings.Contains(out, "revoked alice") {
 		t.Fatalf("revoke: exit %d\n%s", code, out)
 	}
 	loadCRL()
 	if _, _, err := res(id.Credential, time.Now()); spa.ReasonOf(err) != pki.ErrRevoked {
 		t.Errorf("after sesame ca revoke: %v", err)
 	}
-	out, code := runCmd(t, "ca", "list", "--dir", dir)
+	out, code := caRunCmd(t, "ca", "list", "--dir", dir)
 	if code != 0 || !strings.Contains(out, "alice") || !strings.Contains(out, "revoked") {
 		t.Errorf("list: exit %d\n%s", code, out)
 	}
@@ -93,7 +93,7 @@ func TestCACommandErrors(t *testing.T) {
 	work := t.TempDir()
 	t.Chdir(work)
 	dir := filepath.Join(work, "ca")
-	if out, code := runCmd(t, "ca", "init", "--dir", dir, "--key-type", "p256", "--crl-valid-for", "7d"); code != 0 {
+	if out, code := caRunCmd(t, "ca", "init", "--dir", dir, "--key-type", "p256", "--crl-valid-for", "7d"); code != 0 {
 		t.Fatalf("init: %d\n%s", code, out)
 	}
 	for _, tc := range []struct {
@@ -114,7 +114,7 @@ func TestCACommandErrors(t *testing.T) {
 		{[]string{"ca", "revoke", "--dir", dir, "--serial", "abc"}, 1, "not in"},
 		{[]string{"ca", "list", "--dir", filepath.Join(work, "nothing")}, 1, "no such file"},
 	} {
-		out, code := runCmd(t, tc.args...)
+		out, code := caRunCmd(t, tc.args...)
 		if code != tc.code || !strings.Contains(out, tc.msg) {
 			t.Errorf("sesame %s: exit %d, want %d with %q:\n%s", strings.Join(tc.args, " "), code, tc.code, tc.msg, out)
 		}
@@ -126,14 +126,14 @@ func TestCACommandErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := spakey.FormatIdentity(key.Public().(ed25519.PublicKey))
-	out, code := runCmd(t, "ca", "issue", "--dir", dir, "--name", "carol", "--allow", "22/tcp,60000-61000/udp", "--gateway", "gw1", "--public-key", pub, "--max-duration", "5m")
+	out, code := caRunCmd(t, "ca", "issue", "--dir", dir, "--name", "carol", "--allow", "22/tcp,60000-61000/udp", "--gateway", "gw1", "--public-key", pub, "--max-duration", "5m")
 	if code != 0 || !strings.Contains(out, "gateways gw1") {
 		t.Fatalf("issue carol: %d\n%s", code, out)
 	}
 	if _, err := os.Stat("carol.key"); !os.IsNotExist(err) {
 		t.Errorf("--public-key wrote a private key: %v", err)
 	}
-	if out, code := runCmd(t, "ca", "issue", "--dir", dir, "--name", "carol", "--allow", "22/tcp", "--public-key", pub); code != 1 || !strings.Contains(out, "already exists") {
+	if out, code := caRunCmd(t, "ca", "issue", "--dir", dir, "--name", "carol", "--allow", "22/tcp", "--public-key", pub); code != 1 || !strings.Contains(out, "already exists") {
 		t.Errorf("issue over carol.crt: %d\n%s", code, out)
 	}
 	crt, err := certfile.ReadCert("carol.crt")
@@ -144,10 +144,10 @@ func TestCACommandErrors(t *testing.T) {
 	if err != nil || len(a.Services) != 2 || a.GatewayNames[0] != "gw1" || a.MaxDuration != 5*time.Minute {
 		t.Errorf("carol's authorization: %+v, %v", a, err)
 	}
-	if out, code := runCmd(t, "ca", "revoke", "--dir", dir, "--serial", pki.SerialText(crt.SerialNumber)); code != 0 || !strings.Contains(out, "revoked carol") {
+	if out, code := caRunCmd(t, "ca", "revoke", "--dir", dir, "--serial", pki.SerialText(crt.SerialNumber)); code != 0 || !strings.Contains(out, "revoked carol") {
 		t.Errorf("revoke by serial: %d\n%s", code, out)
 	}
-	if out, code := runCmd(t, "ca", "crl", "--dir", dir); code != 0 || !strings.Contains(out, "wrote CRL 3") {
+	if out, code := caRunCmd(t, "ca", "crl", "--dir", dir); code != 0 || !strings.Contains(out, "wrote CRL 3") {
 		t.Errorf("crl: %d\n%s", code, out)
 	}
 }
