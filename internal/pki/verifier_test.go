@@ -229,3 +229,51 @@ func TestNewVerifierRejects(t *testing.T) {
 		t.Error("nil CA accepted")
 	}
 }
+
+// Checks run concurrently with CRL swaps (the background updater): each
+// sees a whole CRL, and after the swap that revokes the certificate every
+// later Check refuses it.
+func TestConcurrentSwap(t *testing.T) {
+	ca := defaultCA(t)
+	v := newVerifier(t, ca, true, ca.crl(t, crlOpts{number: 1}))
+	leaf := [][]byte{ca.issue(t, leafOpts{serial: 5})}
+	crls := make([][]byte, 20)
+	for i := range crls {
+		o := crlOpts{number: int64(i + 2)}
+		if i == len(crls)-1 {
+			o.revoked = []int64{5}
+		}
+		crls[i] = ca.crl(t, o)
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				if _, err := v.Check(leaf, t0); err != nil && spa.ReasonOf(err) != ErrRevoked {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for _, c := range crls {
+		if _, err := v.SetCRL(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := v.Check(leaf, t0)
+	wantReason(t, "after the last swap", err, ErrRevoked)
+}
