@@ -50,6 +50,13 @@ func (f *fwknopFlags) loadConfig(fs *flag.FlagSet, path string, kd *knockdFlags)
 	if f.conf != "" && !f.enabled() {
 		return nil, &exitError{code: 2, err: errors.New("--fwknop-conf needs --fwknop-access")}
 	}
+	if f.enabled() {
+		// Fail on the fwknop files before anything touches the kernel
+		// (each build reads them again).
+		if _, err := fwknopgw.Load(fwknopgw.Files{Access: f.access, Server: f.conf}); err != nil {
+			return nil, err
+		}
+	}
 	if !f.enabled() || set["c"] || set["config"] {
 		return config.Load(path)
 	}
