@@ -87,7 +87,9 @@ func runServeKnockd(k *knockdFlags, stderr io.Writer) error {
 	if len(ifaces) == 0 && conf.Options.Interface != "" {
 		ifaces = []string{conf.Options.Interface}
 	}
-	events, err := knockd.OpenEventLog(conf.Options, nil)
+	events, err := knockd.OpenEventLog(conf.Options, nil, func(err error) {
+		log.Warn("knockd log lines go to LogFile only", "err", err)
+	})
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,7 @@ func TestShellRunner(t *testing.T) {
 func TestEventLogFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "knockd.log")
 	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.Local)
-	l, err := OpenEventLog(knockdconf.Options{LogFile: path}, func() time.Time { return at })
+	l, err := OpenEventLog(knockdconf.Options{LogFile: path}, func() time.Time { return at }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,9 +86,18 @@ func TestEventLogFile(t *testing.T) {
 	}
 	var nilLog *EventLog
 	nilLog.Printf("nothing")
-	if _, err := OpenEventLog(knockdconf.Options{LogFile: filepath.Join(t.TempDir(), "no", "dir", "x")}, nil); err == nil {
+	if _, err := OpenEventLog(knockdconf.Options{LogFile: filepath.Join(t.TempDir(), "no", "dir", "x")}, nil, nil); err == nil {
 		t.Fatal("unopenable log file")
 	}
+	// Syslog unreachable or not: the log opens either way.
+	var warned error
+	sl, err := OpenEventLog(knockdconf.Options{UseSyslog: true}, nil, func(err error) { warned = err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl.Printf("knockd test line")
+	sl.Close()
+	t.Logf("syslog: %v", warned)
 }
 
 func TestLocalAddrs(t *testing.T) {

@@ -24,8 +24,10 @@ type EventLog struct {
 }
 
 // OpenEventLog opens what opts asks for. A LogFile that cannot be opened is
-// an error (knockd only warns and logs nowhere).
-func OpenEventLog(opts knockdconf.Options, now func() time.Time) (*EventLog, error) {
+// an error (knockd only warns and logs nowhere). When syslog cannot be
+// reached (no syslog daemon, as in many containers), lines go to the file
+// only and warn, if not nil, is told why: knockd's openlog never fails.
+func OpenEventLog(opts knockdconf.Options, now func() time.Time, warn func(error)) (*EventLog, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -39,9 +41,8 @@ func OpenEventLog(opts knockdconf.Options, now func() time.Time) (*EventLog, err
 	}
 	if opts.UseSyslog {
 		w, err := syslog.New(syslog.LOG_NOTICE|syslog.LOG_USER, "knockd")
-		if err != nil {
-			l.Close()
-			return nil, fmt.Errorf("knockd syslog: %w", err)
+		if err != nil && warn != nil {
+			warn(fmt.Errorf("UseSyslog: %w", err))
 		}
 		l.sys = w
 	}
