@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -266,6 +267,61 @@ func TestFwknopRejectsAndReplay(t *testing.T) {
 	}
 	if os.Getenv("SESAME_E2E_SHOWLOG") != "" {
 		t.Logf("daemon log after the restart:\n%s", g.log())
+	}
+}
+
+// A reload (SIGHUP, with a sesame.toml) applies a changed access.conf and
+// keeps the replay digests; without -c a reload is refused and the
+// running configuration stays.
+func TestFwknopReload(t *testing.T) {
+	b := newBench(t)
+	requireFwknopPeers(t)
+	serveService(t, b)
+	oldK, newK := newFwkKeys(t, "sha256"), newFwkKeys(t, "sha384")
+	dir := t.TempDir()
+	open := fmt.Sprintf("OPEN_PORTS tcp/%d", svcPort)
+	args := fwkSetup(t, dir, oldK.stanza(open))
+	toml := filepath.Join(dir, "sesame.toml")
+	os.WriteFile(toml, []byte(knockConfig(t)), 0o600)
+	g := startServe(t, b, append([]string{"-c", toml}, args...)...)
+	home := t.TempDir()
+	dst := netip.AddrPortFrom(b.GW4, svcPort)
+	send := func(k fwkKeys, extra ...string) {
+		fwknopClient(t, b, home, append(append([]string{"fwknop", "--no-save-args", "--no-rc-file", "-D", b.GW4.String(),
+			"-A", fmt.Sprintf("tcp/%d", svcPort), "-a", b.Client4.String()}, k.args()...), extra...)...)
+	}
+	saved := filepath.Join(home, "old.pkt")
+	send(oldK, "-B", saved)
+	waitLog(t, g, "msg=grant", "proto=fwknop")
+	flushSesameGrants(b)
+
+	os.WriteFile(filepath.Join(dir, "access.conf"), []byte(newK.stanza(open)), 0o600)
+	if err := syscall.Kill(g.proc.PID(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, g, "configuration reloaded")
+	send(oldK)
+	waitLog(t, g, "msg=reject", "proto=fwknop", "reason=hmac")
+	hidden(t, b, netip.Addr{}, dst)
+	send(newK)
+	if err := b.WaitReachable(context.Background(), b.Client, dst, 3*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, g.log())
+	}
+	raw, _ := os.ReadFile(saved)
+	b.SendUDP(b.Client, b.Client4b, netip.AddrPortFrom(b.GW4, spaPort), []byte(strings.TrimSpace(string(raw))))
+	waitLog(t, g, "msg=reject", "proto=fwknop", "reason=replay", "src="+b.Client4b.String())
+
+	// Alone (no -c): SIGHUP is refused, the gateway keeps serving.
+	b.Stop(g.proc)
+	g = startServe(t, b, args...)
+	if err := syscall.Kill(g.proc.PID(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, g, "reload refused", "fwknop-access without -c")
+	flushSesameGrants(b)
+	send(newK)
+	if err := b.WaitReachable(context.Background(), b.Client, dst, 3*time.Second); err != nil {
+		t.Fatalf("after a refused reload: %v\n%s", err, g.log())
 	}
 }
 

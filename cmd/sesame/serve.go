@@ -39,7 +39,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if kd.enabled() {
 		return runServeKnockd(kd, stderr)
 	}
-	cfg, err := fk.loadConfig(fs, *path, kd) // config.Load, or none with --fwknop-access alone
+	cfg, err := fk.loadConfig(fs, path, kd) // config.Load, or none with --fwknop-access alone
 	if err != nil {
 		return err
 	}

@@ -41,10 +41,16 @@ func (f *fwknopFlags) enabled() bool { return f.access != "" }
 // removed right after.
 const standaloneDoor = "[[door]]\nname = \"-\"\nsequence = [\"40001/udp\", \"40100/udp\", \"40050/udp\"]\nopen = [\"40200/tcp\"]\n"
 
-// loadConfig is serve's config.Load: with --fwknop-access and no -c, no
-// sesame.toml is read and the [gateway] defaults apply (knockd mode's
-// --log-level and --log-format are honoured too).
-func (f *fwknopFlags) loadConfig(fs *flag.FlagSet, path string, kd *knockdFlags) (*config.Config, error) {
+// noConfig stands for the sesame.toml path when fwknop is served alone:
+// a reload then refuses with this in its message instead of reading
+// whatever the default path holds.
+const noConfig = "(none: serve --fwknop-access without -c; restart to apply access.conf changes)"
+
+// loadConfig is serve's config.Load(*path): with --fwknop-access and no
+// -c, no sesame.toml is read, the [gateway] defaults apply (knockd mode's
+// --log-level and --log-format are honoured too) and *path becomes
+// noConfig.
+func (f *fwknopFlags) loadConfig(fs *flag.FlagSet, path *string, kd *knockdFlags) (*config.Config, error) {
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	if f.conf != "" && !f.enabled() {
@@ -58,8 +64,9 @@ func (f *fwknopFlags) loadConfig(fs *flag.FlagSet, path string, kd *knockdFlags)
 		}
 	}
 	if !f.enabled() || set["c"] || set["config"] {
-		return config.Load(path)
+		return config.Load(*path)
 	}
+	*path = noConfig
 	cfg, err := config.Parse("(defaults)", []byte(standaloneDoor))
 	if err != nil {
 		return nil, fmt.Errorf("internal error: the [gateway] defaults do not parse: %w", err)
