@@ -325,6 +325,38 @@ func TestFwknopReload(t *testing.T) {
 	}
 }
 
+// One UDP port carries both formats: native SPA ([spa] port 62201) and
+// fwknop (PCAP_FILTER udp port 62201) on the same daemon; each packet goes
+// to its own handler, told apart by format.
+func TestFwknopAndNativeSPAShareThePort(t *testing.T) {
+	b := newBench(t)
+	requireFwknopPeers(t)
+	serveService(t, b)
+	s := newSPABench(t)
+	k := newFwkKeys(t, "sha256")
+	dir := t.TempDir()
+	args := fwkSetup(t, dir, k.stanza(fmt.Sprintf("OPEN_PORTS tcp/%d", svcPort)))
+	toml := filepath.Join(dir, "sesame.toml")
+	os.WriteFile(toml, []byte(s.config(t.TempDir(), s.clientsWithoutOld)), 0o600)
+	g := startServe(t, b, append([]string{"-c", toml}, args...)...)
+	if l := waitLog(t, g, "msg=\"nftables: table set up\""); !strings.Contains(l, "watched=1") {
+		t.Fatalf("the shared port should be watched once: %s", l)
+	}
+	dst := netip.AddrPortFrom(b.GW4, svcPort)
+	fwknopClient(t, b, t.TempDir(), append([]string{"fwknop", "--no-save-args", "--no-rc-file", "-D", b.GW4.String(),
+		"-A", fmt.Sprintf("tcp/%d", svcPort), "-a", b.Client4.String()}, k.args()...)...)
+	waitLog(t, g, "msg=grant", "proto=fwknop", "src="+b.Client4.String())
+	flushSesameGrants(b)
+	hidden(t, b, netip.Addr{}, dst)
+	s.open(t, b, s.laptop, b.GW4.String(), fmt.Sprintf("%d/tcp", svcPort), "--wait")
+	waitLog(t, g, "msg=grant", "proto=spa", "client=laptop")
+	for _, l := range strings.Split(g.log(), "\n") {
+		if strings.Contains(l, "msg=reject") {
+			t.Fatalf("a packet went to the wrong handler: %s", l)
+		}
+	}
+}
+
 // `sesame fwknop` opens a stock fwknopd 2.6.10 (iptables backend, pcap
 // capture, in the gateway namespace as ../shared/bench does it).
 func TestSesameFwknopOpensStockFwknopd(t *testing.T) {
