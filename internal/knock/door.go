@@ -23,6 +23,12 @@
 //     active source still at its first step is evicted first, then the least
 //     recently active of all, so a flood of first knocks from spoofed
 //     addresses cannot push out a client that is further along.
+//
+// NewWithOptions can switch to knockd 0.8's exact semantics instead
+// (Options.Knockd, for the knockd drop-in's --knockd-parity). A door with a
+// Rotator derives its sequence from the time (rotating doors: the current
+// and the previous period are accepted, each sequence opens once), and
+// SetSequence replaces a door's sequence (knockd's One_Time_Sequences).
 package knock
 
 import (
