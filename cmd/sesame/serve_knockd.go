@@ -130,7 +130,10 @@ func runServeKnockd(k *knockdFlags, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go reloadOnHUP(ctx, k.conf, srv, log)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // at once: SIGHUP's default action would end the daemon
+	defer signal.Stop(hup)
+	go reloadOnHUP(ctx, hup, k.conf, srv, log)
 	if err := srv.Run(ctx, src); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -141,10 +144,7 @@ func runServeKnockd(k *knockdFlags, stderr io.Writer) error {
 
 // reloadOnHUP re-reads the file on SIGHUP (knockd's reload); a file that
 // no longer parses keeps the running configuration (knockd exits).
-func reloadOnHUP(ctx context.Context, path string, srv *knockd.Server, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, srv *knockd.Server, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
