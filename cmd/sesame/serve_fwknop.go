@@ -36,11 +36,6 @@ func addFwknopFlags(fs *flag.FlagSet) *fwknopFlags {
 
 func (f *fwknopFlags) enabled() bool { return f.access != "" }
 
-// standaloneDoor is the placeholder door that lets config.Parse fill in
-// every [gateway] default for a daemon that serves fwknop alone; it is
-// removed right after.
-const standaloneDoor = "[[door]]\nname = \"-\"\nsequence = [\"40001/udp\", \"40100/udp\", \"40050/udp\"]\nopen = [\"40200/tcp\"]\n"
-
 // noConfig stands for the sesame.toml path when fwknop is served alone:
 // a reload then refuses with this in its message instead of reading
 // whatever the default path holds.
@@ -67,11 +62,8 @@ func (f *fwknopFlags) loadConfig(fs *flag.FlagSet, path *string, kd *knockdFlags
 		return config.Load(*path)
 	}
 	*path = noConfig
-	cfg, err := config.Parse("(defaults)", []byte(standaloneDoor))
-	if err != nil {
-		return nil, fmt.Errorf("internal error: the [gateway] defaults do not parse: %w", err)
-	}
-	cfg.Doors, cfg.File = nil, ""
+	cfg := config.Defaults()
+	cfg.File = ""
 	if set["log-level"] {
 		cfg.Gateway.LogLevel = kd.logLevel
 	}

@@ -227,6 +227,15 @@ func isKeyLine(src string, line int, key string) bool {
 	return ok && strings.Trim(strings.TrimSpace(k), `"'`) == key
 }
 
+// Defaults returns a configuration without doors or clients and with every
+// default applied: what a daemon serving only fwknop's access.conf runs
+// with.
+func Defaults() *Config {
+	c := &Config{File: "(defaults)"}
+	c.applyDefaults()
+	return c
+}
+
 func (c *Config) applyDefaults() {
 	g := &c.Gateway
 	if g.StateDir == "" {

@@ -163,3 +163,10 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestDefaults(t *testing.T) {
+	c := Defaults()
+	if len(c.Doors) != 0 || c.Gateway.StateDir != DefaultStateDir || c.Gateway.NFLogGroup != DefaultLogGroup || c.Gateway.NFLogBulkGroup != DefaultLogGroup+1 || c.Gateway.LogLevel != "info" {
+		t.Fatalf("Defaults() = %+v", c.Gateway)
+	}
+}

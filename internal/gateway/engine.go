@@ -270,7 +270,11 @@ func (e *Engine) apply(events []knock.Event) {
 				e.writer.watch(ev.Src, d.Timeout)
 			}
 			if e.limit.allow() {
-				e.log.Info("knock", "src", ev.Src, "door", d.Name, "stage", ev.Stage, "of", len(d.Sequence), "service", ev.Service)
+				attrs := []any{"src", ev.Src, "door", d.Name, "stage", ev.Stage}
+				if len(d.Sequence) > 0 { // a rotating door's length is its period's
+					attrs = append(attrs, "of", len(d.Sequence))
+				}
+				e.log.Info("knock", append(attrs, "service", ev.Service)...)
 			}
 		case knock.Repeated:
 			e.log.Debug("repeated knock ignored", "src", ev.Src, "door", d.Name, "stage", ev.Stage, "service", ev.Service)
