@@ -145,12 +145,13 @@ func TestFwknopStockClientOpensSesame(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			flushSesameGrants(b)
 			hidden(t, b, netip.Addr{}, dst)
+			from := len(g.log())
 			n := strings.Count(g.log(), "msg=grant")
 			fwknopClient(t, b, home, c.args...)
 			if err := b.WaitReachable(context.Background(), b.Client, dst, 3*time.Second); err != nil {
 				t.Fatalf("%v\n%s", err, g.log())
 			}
-			l := waitLog(t, g, append([]string{"msg=grant", "proto=fwknop", "src=" + b.Client4.String(), "services=[2222/tcp]"}, c.log...)...)
+			l := waitNewLog(t, g, from, append([]string{"msg=grant", "proto=fwknop", "src=" + b.Client4.String(), "services=[2222/tcp]"}, c.log...)...)
 			if strings.Count(g.log(), "msg=grant") != n+1 || !strings.Contains(l, "client=root@access.conf:") {
 				t.Fatalf("grant line %q", l)
 			}

@@ -142,3 +142,25 @@ func nftList(t *testing.T, b *netns.Bench, what ...string) string {
 }
 
 func execLookPath(name string) (string, error) { return exec.LookPath(name) }
+
+// waitNewLog is waitLog over the daemon's output written after byte from
+// (take from = len(g.log()) before the action): a line matching an earlier
+// action cannot satisfy it.
+func waitNewLog(t *testing.T, g *gateway, from int, parts ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		out := g.log()
+		if from > len(out) {
+			from = len(out) // the process restarted: its output starts over
+		}
+		for _, l := range strings.Split(out[from:], "\n") {
+			if containsAll(l, parts) {
+				return l
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no new log line with %q:\n%s", parts, g.log())
+	return ""
+}
