@@ -36,6 +36,7 @@ type Config struct {
 	Doors   []Door   `toml:"door"`
 	SPA     *SPA     `toml:"spa"`    // nil without [spa]; see spa.go
 	Clients []Client `toml:"client"` // [[client]]
+	PKI     *PKI     `toml:"pki"`    // nil without [pki]; see pki.go
 
 	// File is the path the config was read from (for messages).
 	File string `toml:"-"`
@@ -113,6 +114,9 @@ func Load(path string) (*Config, error) {
 		return nil, err
 	}
 	if err := c.loadSecrets(string(b)); err != nil {
+		return nil, err
+	}
+	if err := c.loadPKI(string(b)); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -304,7 +308,7 @@ func (c *Config) validate(v *validator) {
 			v.at("gateway", 0, "interfaces", "%q is not an interface name", name)
 		}
 	}
-	if len(c.Doors) == 0 && len(c.Clients) == 0 {
+	if len(c.Doors) == 0 && len(c.Clients) == 0 && c.PKI == nil {
 		v.errs = append(v.errs, &Error{File: v.file, Err: errNothing})
 	}
 	names := map[string]int{}
@@ -326,6 +330,7 @@ func (c *Config) validate(v *validator) {
 		c.validateDoor(v, i, protected)
 	}
 	c.validateSPA(v)
+	c.validatePKI(v)
 	c.validateOps(v)
 }
 
@@ -401,6 +406,7 @@ func (c *Config) Protected() []service.Service {
 		}
 	}
 	c.addClientServices(set)
+	c.addPKIServices(set)
 	return sortedServices(set)
 }
 
