@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sesame-gw/sesame/internal/gateway"
+	"github.com/sesame-gw/sesame/internal/pki"
 	"github.com/sesame-gw/sesame/internal/policy"
 	"github.com/sesame-gw/sesame/internal/replay"
 	"github.com/sesame-gw/sesame/internal/spa"
@@ -38,6 +39,20 @@ type Settings struct {
 	// Window is the timestamp window ([spa] window); 0 means
 	// spa.DefaultWindow.
 	Window time.Duration
+	// Certs, when not nil, accepts certificate clients (credential kind
+	// 2, [pki]); nil refuses them with credential.
+	Certs *Certificates
+}
+
+// Certificates are the settings of certificate SPA (docs/pki.md): the
+// verifier holding the CA and its CRL (kept current by crlsrc), the
+// gateway's names in certificate scopes ([pki] name) and its local limit
+// ([pki] allow, max_duration, sources, other_address). The gateway's own
+// key for the scope is Settings.Key's public key.
+type Certificates struct {
+	Verifier *pki.Verifier
+	Names    []string
+	Local    pki.Local
 }
 
 // Handler decides on native SPA datagrams. It is safe for concurrent use;
@@ -72,7 +87,20 @@ func New(s Settings, r Replay, log *slog.Logger) (*Handler, error) {
 // cache is kept, so a reload does not reopen the window. On error the old
 // settings stay.
 func (h *Handler) Update(s Settings) error {
-	o, err := spa.NewOpener(s.Key, spa.KeyResolver(s.Clients.ByKey), s.Window)
+	if s.Key == nil {
+		return errors.New("spagw: no gateway key")
+	}
+	byKind := map[spa.CredentialKind]spa.Resolver[*policy.Client]{
+		spa.CredEd25519: spa.KeyResolver(s.Clients.ByKey),
+	}
+	if c := s.Certs; c != nil {
+		if c.Verifier == nil {
+			return errors.New("spagw: certificate settings without a verifier")
+		}
+		scope := pki.Scope{Key: s.Key.PublicKey().Bytes(), Names: c.Names}
+		byKind[spa.CredX509] = c.Verifier.Resolver(scope, c.Local)
+	}
+	o, err := spa.NewOpener(s.Key, spa.ByKind(byKind), s.Window)
 	if err != nil {
 		return fmt.Errorf("spagw: %w", err)
 	}
@@ -131,14 +159,17 @@ func (h *Handler) Handle(now time.Time, src, _ netip.Addr, payload []byte) gatew
 // openVerdict maps an Opener.Open error to a verdict. Everything before the
 // credential lookup is unauthenticated garbage (quiet); an unknown key or a
 // bad signature is worth a log line (a removed client, a forgery attempt);
+// so is every certificate refusal (pki.IsReason: expired, revoked,
+// unknown-ca, bad-signature, not-authorized, stale-crl, no-crl, ...),
+// whose detail names the certificate (common name, serial) or the CRL;
 // a stale packet has a verified signature, but Open does not return its
 // client, so the detail carries only the skew.
 func openVerdict(err error) gateway.Verdict {
 	r := spa.ReasonOf(err)
 	v := gateway.Verdict{Reason: string(r), Detail: detail(err, string(r))}
-	switch r {
-	case spa.ErrCredential, spa.ErrUnknownKey, spa.ErrSignature, spa.ErrStale:
-	case "":
+	switch {
+	case r == spa.ErrCredential, r == spa.ErrUnknownKey, r == spa.ErrSignature, r == spa.ErrStale, pki.IsReason(r):
+	case r == "":
 		v.Reason = string(spa.ErrMalformed)
 		v.Quiet = true
 	default:
