@@ -40,8 +40,13 @@ type Profile struct {
 	// GatewayKey is the gateway's public key, nil if not set.
 	GatewayKey *ecdh.PublicKey
 	// Key is the identity key file (~ expanded; relative paths are relative
-	// to client.toml's directory); empty if not set.
+	// to client.toml's directory); empty if not set. With Cert, it is the
+	// certificate's private key.
 	Key string
+	// Cert, when set, is a client certificate file (sesame ca issue):
+	// requests carry it (certificate SPA, docs/pki.md) instead of the raw
+	// public key. Expanded like Key.
+	Cert string
 	// Port is the gateway's SPA port (UDP).
 	Port uint16
 	// Services are what `sesame open NAME` asks for without arguments.
@@ -68,6 +73,7 @@ type rawProfile struct {
 	Host       string   `toml:"host"`
 	GatewayKey string   `toml:"gateway_key"`
 	Key        string   `toml:"key"`
+	Cert       string   `toml:"cert"`
 	Port       int      `toml:"port"`
 	Services   []string `toml:"services"`
 	Duration   string   `toml:"duration"`
@@ -162,6 +168,9 @@ func (ps *Profiles) apply(p *Profile, r rawProfile, where string) error {
 	if r.Key != "" {
 		p.Key = ps.expand(r.Key)
 	}
+	if r.Cert != "" {
+		p.Cert = ps.expand(r.Cert)
+	}
 	if r.Port != 0 {
 		if r.Port < 1 || r.Port > 65535 {
 			return bad("port", fmt.Errorf("%d is not from 1 to 65535", r.Port))
@@ -247,8 +256,8 @@ var ErrAmbiguous = errors.New("several profiles match")
 
 // ForHost finds the profile for host as ssh passes it (%h): the profile
 // named host, else the profiles whose host is host (case-insensitive). Two
-// matching profiles are fine if they agree on the gateway key, identity,
-// port, address and family (they may differ in services); otherwise the
+// matching profiles are fine if they agree on the gateway key, identity
+// (key and certificate), port, address and family (they may differ in services); otherwise the
 // error wraps ErrAmbiguous. No match returns false.
 func (ps *Profiles) ForHost(host string) (Profile, bool, error) {
 	if p, ok := ps.Get(host); ok {
@@ -280,7 +289,7 @@ func (ps *Profiles) ForHost(host string) (Profile, bool, error) {
 
 func sameGateway(a, b *Profile) bool {
 	keyEq := (a.GatewayKey == nil) == (b.GatewayKey == nil) && (a.GatewayKey == nil || a.GatewayKey.Equal(b.GatewayKey))
-	return keyEq && a.Key == b.Key && a.Port == b.Port && a.ForAddress == b.ForAddress && a.IP == b.IP
+	return keyEq && a.Key == b.Key && a.Cert == b.Cert && a.Port == b.Port && a.ForAddress == b.ForAddress && a.IP == b.IP
 }
 
 // Names lists the profile names, sorted.

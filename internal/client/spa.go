@@ -18,7 +18,8 @@ import (
 // ephemeral key and timestamp), so sending again after a loss is never
 // refused as a replay. An SPA is safe for concurrent use if Send is.
 type SPA struct {
-	// Identity signs the requests (spa.KeyIdentity of the client's key).
+	// Identity signs the requests: LoadIdentity, a raw key
+	// (spa.KeyIdentity) or a certificate (spa.CertIdentity).
 	Identity spa.Identity
 	// Gateway is the gateway's public key: packets for another gateway are
 	// useless there.
