@@ -35,123 +35,112 @@ type engineBuilder func(*config.Config) (gateway.Config, func(), error)
 // deadline bounds `sesame reload`).
 const reloadTimeout = 30 * time.Second
 
-// opsSetup is what startOps needs.
-type opsSetup struct {
-	path  string // the configuration file, re-read on reload
-	cfg   *config.Config
-	log   *slog.Logger
-	src   capture.Source
-	build engineBuilder
-	// notify is sd_notify; nil means systemd's (a no-op without
-	// NOTIFY_SOCKET).
-	notify func(state string)
+// opsMode is a way of serving behind the ops side: the nftables gateway
+// (serve -c: engineMode, below) or the knockd runtime (serve
+// --knockd-conf: knockdMode, serve_knockd.go). Status and Revoke answer
+// the control socket and are called concurrently.
+type opsMode interface {
+	Status(ctx context.Context) (gateway.Status, error)
+	Revoke(ctx context.Context, addr netip.Addr, svc service.Service) ([]firewall.Grant, error)
+	// reload re-reads the mode's configuration file, validates all of it
+	// and applies it, or changes nothing and returns why. It returns the
+	// ops keys now in force. The ops side runs one reload at a time.
+	reload(ctx context.Context) (config.Ops, error)
+	// metricSources are the mode's counters (the ops side adds the audit
+	// log's). They are read during scrapes, concurrently.
+	metricSources() metrics.Sources
+	// release frees what the mode holds, once it has stopped.
+	release()
 }
 
-// ops is the daemon's operations side: reload (SIGHUP and the control
-// socket), status and revoke (control socket), the audit log (reopened on
-// SIGUSR1), metrics, and systemd notifications (READY, RELOADING,
-// STOPPING). The extras are not worth a lockout: when the control socket,
-// the metrics port or the audit log cannot be opened, the gateway still
-// runs, and the failure is logged as an error.
+// ops is the daemon's operations side, the same for every mode: reload
+// (SIGHUP and the control socket), status and revoke (control socket),
+// the audit log (reopened on SIGUSR1), metrics, and systemd notifications
+// (READY, RELOADING, STOPPING). The extras are not worth a lockout: when
+// the control socket, the metrics port or the audit log cannot be opened,
+// the daemon still runs, and the failure is logged as an error.
+//
+// Use: newOps first thing (it catches SIGHUP), then open with the mode,
+// serve once the mode is about to run, close after it has stopped.
 type ops struct {
-	opsSetup
-	sigs chan os.Signal
+	log    *slog.Logger
+	path   string // the configuration file, for messages
+	notify func(state string)
+	notes  opsNotes
+	sigs   chan os.Signal
 
-	mu      sync.Mutex // serialises reloads; guards cfg and closeGC
-	closeGC func()
+	mu   sync.Mutex // serialises reloads; guards keys
+	keys config.Ops // in force
+	mode opsMode    // set by open
 
-	eng     atomic.Pointer[gateway.Engine]
 	audit   atomic.Pointer[audit.Log]
 	metrics *metrics.Metrics // nil when off
 	msrv    *metrics.Server  // nil when off
 	ctl     *control.Server  // nil when unavailable
 	wg      sync.WaitGroup
-	cancel  context.CancelFunc // stops what attach started
+	cancel  context.CancelFunc // stops what serve started
 }
 
-// startOps opens the ops side and builds the engine's first
-// configuration, wired to the audit log and the metrics. Call attach with
-// the engine, and close after the engine has stopped.
-func startOps(s opsSetup) (*ops, gateway.Config, error) {
-	if s.notify == nil {
-		s.notify = func(state string) {
+// opsNotes are the STATUS= lines sent with READY=1 and STOPPING=1.
+type opsNotes struct{ ready, stopping string }
+
+// newOps catches SIGHUP and SIGUSR1 at once (SIGHUP's default action
+// would end the daemon). notify is sd_notify; nil means systemd's (a
+// no-op without NOTIFY_SOCKET).
+func newOps(log *slog.Logger, path string, notify func(string), notes opsNotes) *ops {
+	if notify == nil {
+		notify = func(state string) {
 			if _, err := daemon.SdNotify(false, state); err != nil {
-				s.log.Debug("sd_notify failed", "err", err)
+				log.Debug("sd_notify failed", "err", err)
 			}
 		}
 	}
-	o := &ops{opsSetup: s, sigs: make(chan os.Signal, 4)}
-	// At once: SIGHUP's default action would end the daemon.
+	o := &ops{log: log, path: path, notify: notify, notes: notes, sigs: make(chan os.Signal, 4)}
 	signal.Notify(o.sigs, syscall.SIGHUP, syscall.SIGUSR1)
-	warnLockout(s.log, s.cfg)
+	return o
+}
 
-	gc, closeGC, err := s.build(s.cfg)
-	if err != nil {
-		signal.Stop(o.sigs)
-		return nil, gateway.Config{}, err
-	}
-	o.closeGC = closeGC
-	gc.OnDecision = o.onDecision
-
-	g := s.cfg.Gateway
-	if g.AuditLog != "" {
-		a, err := audit.Open(g.AuditLog, audit.Options{Logger: s.log})
+// open opens the audit log, the metrics endpoint and the control socket
+// that keys name, for mode.
+func (o *ops) open(mode opsMode, keys config.Ops) {
+	o.mode, o.keys = mode, keys
+	if keys.AuditLog != "" {
+		a, err := audit.Open(keys.AuditLog, audit.Options{Logger: o.log})
 		if err != nil {
-			s.log.Error("running WITHOUT the audit log", "err", err)
+			o.log.Error("running WITHOUT the audit log", "err", err)
 		} else {
 			o.audit.Store(a)
-			s.log.Info("audit log", "path", g.AuditLog)
+			o.log.Info("audit log", "path", keys.AuditLog)
 		}
 	}
-	if addr, ok := g.MetricsAddr(); ok {
-		o.metrics = metrics.New(o.metricSources(), version)
-		if o.msrv, err = metrics.Listen(addr, o.metrics, s.log); err != nil {
-			s.log.Error("running WITHOUT the metrics endpoint", "err", err)
-		} else {
-			s.log.Info("metrics endpoint", "url", "http://"+o.msrv.Addr().String()+"/metrics")
-		}
-	}
-	if o.ctl, err = control.Listen(g.ControlSocket, o, control.Options{Logger: s.log}); err != nil {
-		s.log.Error("running WITHOUT the control socket: sesame status, reload and revoke will not reach this daemon (SIGHUP still reloads)", "err", err)
-	}
-	return o, gc, nil
-}
-
-func (o *ops) metricSources() metrics.Sources {
-	src := metrics.Sources{
-		Stats: func() *gateway.Stats {
-			if e := o.eng.Load(); e != nil {
-				return e.Stats()
-			}
-			return &gateway.Stats{}
-		},
-		LiveGrants: func(ctx context.Context) (int, error) {
-			e := o.eng.Load()
-			if e == nil {
-				return 0, gateway.ErrNotRunning
-			}
-			g, err := e.Grants(ctx)
-			return len(g), err
-		},
-		Audit: func() (uint64, uint64) {
+	if addr, ok := keys.MetricsAddr(); ok {
+		src := mode.metricSources()
+		src.Audit = func() (uint64, uint64) {
 			if a := o.audit.Load(); a != nil {
 				return a.Dropped(), a.Errors()
 			}
 			return 0, 0
-		},
+		}
+		o.metrics = metrics.New(src, version)
+		var err error
+		if o.msrv, err = metrics.Listen(addr, o.metrics, o.log); err != nil {
+			o.log.Error("running WITHOUT the metrics endpoint", "err", err)
+		} else {
+			o.log.Info("metrics endpoint", "url", "http://"+o.msrv.Addr().String()+"/metrics")
+		}
 	}
-	if o.src != nil {
-		src.Capture = o.src.Stats
+	var err error
+	if o.ctl, err = control.Listen(keys.ControlSocket, o, control.Options{Logger: o.log}); err != nil {
+		o.log.Error("running WITHOUT the control socket: sesame status, reload and revoke will not reach this daemon (SIGHUP still reloads)", "err", err)
 	}
-	return src
 }
 
-// attach starts serving for eng: the control socket, metrics, signals,
-// and READY=1 once the engine runs (its firewall is set up). It returns
-// at once; everything stops when ctx is done or close is called.
-func (o *ops) attach(ctx context.Context, eng *gateway.Engine) {
+// serve starts serving: the control socket, metrics, signals, and READY=1
+// once the mode answers a status request (it runs: firewall set up,
+// capture open). It returns at once; everything stops when ctx is done or
+// close is called.
+func (o *ops) serve(ctx context.Context) {
 	ctx, o.cancel = context.WithCancel(ctx)
-	o.eng.Store(eng)
 	if o.ctl != nil {
 		o.goRun(func() {
 			if err := o.ctl.Serve(ctx); err != nil {
@@ -168,14 +157,12 @@ func (o *ops) attach(ctx context.Context, eng *gateway.Engine) {
 	}
 	o.goRun(func() { o.signals(ctx) })
 	o.goRun(func() {
-		// Status is answered by the engine's loop, which runs only once
-		// the firewall is set up and live grants are adopted.
-		if _, err := eng.Status(ctx); err != nil {
+		if _, err := o.mode.Status(ctx); err != nil {
 			return
 		}
-		o.notify(daemon.SdNotifyReady + "\nSTATUS=gateway ready")
+		o.notify(daemon.SdNotifyReady + "\nSTATUS=" + o.notes.ready)
 		<-ctx.Done()
-		o.notify(daemon.SdNotifyStopping + "\nSTATUS=stopping; grants keep expiring in the kernel")
+		o.notify(daemon.SdNotifyStopping + "\nSTATUS=" + o.notes.stopping)
 	})
 }
 
@@ -215,9 +202,8 @@ func (o *ops) reopenAudit() {
 	o.log.Info("audit log reopened", "path", a.Path())
 }
 
-// close stops the ops side (after the engine has stopped): it waits for
-// its goroutines, closes the audit log and releases the engine
-// configuration's resources.
+// close stops the ops side (after the mode has stopped): it waits for its
+// goroutines, closes the audit log and releases the mode.
 func (o *ops) close() {
 	signal.Stop(o.sigs)
 	if o.cancel != nil {
@@ -232,13 +218,13 @@ func (o *ops) close() {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.closeGC != nil {
-		o.closeGC()
-		o.closeGC = nil
+	if o.mode != nil {
+		o.mode.release()
 	}
 }
 
-// onDecision feeds the audit log and the metrics (gateway.Config.OnDecision).
+// onDecision feeds the audit log and the metrics (the modes'
+// OnDecision).
 func (o *ops) onDecision(d gateway.Decision) {
 	if a := o.audit.Load(); a != nil {
 		a.Record(d)
@@ -249,21 +235,11 @@ func (o *ops) onDecision(d gateway.Decision) {
 }
 
 // Status implements control.Handler.
-func (o *ops) Status(ctx context.Context) (gateway.Status, error) {
-	e := o.eng.Load()
-	if e == nil {
-		return gateway.Status{}, gateway.ErrNotRunning
-	}
-	return e.Status(ctx)
-}
+func (o *ops) Status(ctx context.Context) (gateway.Status, error) { return o.mode.Status(ctx) }
 
 // Revoke implements control.Handler.
 func (o *ops) Revoke(ctx context.Context, addr netip.Addr, svc service.Service) ([]firewall.Grant, error) {
-	e := o.eng.Load()
-	if e == nil {
-		return nil, gateway.ErrNotRunning
-	}
-	return e.Revoke(ctx, addr, svc)
+	return o.mode.Revoke(ctx, addr, svc)
 }
 
 // Reload re-reads the configuration file and applies it (SIGHUP, `sesame
@@ -283,39 +259,20 @@ func (o *ops) Reload(ctx context.Context) error {
 		o.notify(daemon.SdNotifyReady + "\nSTATUS=reload refused: " + statusLine(err.Error()))
 		return err
 	}
-	o.notify(daemon.SdNotifyReady + "\nSTATUS=gateway ready (reloaded)")
+	o.notify(daemon.SdNotifyReady + "\nSTATUS=" + o.notes.ready + " (reloaded)")
 	return nil
 }
 
 func (o *ops) reload(ctx context.Context) error {
-	eng := o.eng.Load()
-	if eng == nil {
-		return gateway.ErrNotRunning
-	}
-	cfg, err := config.Load(o.path)
+	keys, err := o.mode.reload(ctx)
 	if err != nil {
 		return err
 	}
-	if err := restartOnly(o.cfg, cfg); err != nil {
-		return err
-	}
-	gc, closeGC, err := o.build(cfg)
-	if err != nil {
-		return err
-	}
-	gc.OnDecision = o.onDecision
-	if err := eng.Reload(ctx, gc); err != nil {
-		closeGC()
-		return err
-	}
-	o.closeGC, closeGC = closeGC, o.closeGC
-	closeGC()
-	o.switchAudit(cfg.Gateway.AuditLog)
-	for _, w := range notReloaded(o.cfg, cfg) {
-		o.log.Warn("changed setting applies at the next restart", "key", w)
-	}
-	o.cfg = cfg
-	warnLockout(o.log, cfg)
+	o.switchAudit(keys.AuditLog)
+	warnRestart(o.log,
+		setting{"gateway.metrics_listen", keys.MetricsListen != o.keys.MetricsListen},
+		setting{"gateway.control_socket", keys.ControlSocket != o.keys.ControlSocket})
+	o.keys = keys
 	return nil
 }
 
@@ -341,6 +298,135 @@ func (o *ops) switchAudit(path string) {
 	}
 }
 
+// opsSetup is what startOps needs.
+type opsSetup struct {
+	path  string // the configuration file, re-read on reload
+	cfg   *config.Config
+	log   *slog.Logger
+	src   capture.Source
+	build engineBuilder
+	// notify is sd_notify; nil means systemd's.
+	notify func(state string)
+}
+
+// engineMode is serve -c's opsMode: the nftables gateway engine.
+type engineMode struct {
+	opsSetup
+	onDecision func(gateway.Decision)
+	closeGC    func() // the running configuration's; reloads swap it
+	eng        atomic.Pointer[gateway.Engine]
+}
+
+// startOps starts the ops side of serve -c and builds the engine's first
+// configuration, wired to the audit log and the metrics. Call attach with
+// the engine, and close after the engine has stopped.
+func startOps(s opsSetup) (*ops, gateway.Config, error) {
+	o := newOps(s.log, s.path, s.notify, opsNotes{ready: "gateway ready", stopping: "stopping; grants keep expiring in the kernel"})
+	warnLockout(s.log, s.cfg)
+	m := &engineMode{opsSetup: s, onDecision: o.onDecision}
+	gc, closeGC, err := m.buildWired(s.cfg)
+	if err != nil {
+		o.close()
+		return nil, gateway.Config{}, err
+	}
+	m.closeGC = closeGC
+	o.open(m, s.cfg.Gateway.Ops)
+	return o, gc, nil
+}
+
+// buildWired is the builder, with OnDecision wired to the ops side.
+func (m *engineMode) buildWired(cfg *config.Config) (gateway.Config, func(), error) {
+	gc, closeGC, err := m.opsSetup.build(cfg)
+	gc.OnDecision = m.onDecision
+	return gc, closeGC, err
+}
+
+// attach serves for eng (startOps' mode): see ops.serve.
+func (o *ops) attach(ctx context.Context, eng *gateway.Engine) {
+	o.mode.(*engineMode).eng.Store(eng)
+	o.serve(ctx)
+}
+
+func (m *engineMode) metricSources() metrics.Sources {
+	src := metrics.Sources{
+		Stats: func() *gateway.Stats {
+			if e := m.eng.Load(); e != nil {
+				return e.Stats()
+			}
+			return &gateway.Stats{}
+		},
+		LiveGrants: func(ctx context.Context) (int, error) {
+			e := m.eng.Load()
+			if e == nil {
+				return 0, gateway.ErrNotRunning
+			}
+			g, err := e.Grants(ctx)
+			return len(g), err
+		},
+	}
+	if m.src != nil {
+		src.Capture = m.src.Stats
+	}
+	return src
+}
+
+// Status implements opsMode.
+func (m *engineMode) Status(ctx context.Context) (gateway.Status, error) {
+	e := m.eng.Load()
+	if e == nil {
+		return gateway.Status{}, gateway.ErrNotRunning
+	}
+	return e.Status(ctx)
+}
+
+// Revoke implements opsMode.
+func (m *engineMode) Revoke(ctx context.Context, addr netip.Addr, svc service.Service) ([]firewall.Grant, error) {
+	e := m.eng.Load()
+	if e == nil {
+		return nil, gateway.ErrNotRunning
+	}
+	return e.Revoke(ctx, addr, svc)
+}
+
+func (m *engineMode) reload(ctx context.Context) (config.Ops, error) {
+	eng := m.eng.Load()
+	if eng == nil {
+		return config.Ops{}, gateway.ErrNotRunning
+	}
+	cfg, err := config.Load(m.path)
+	if err != nil {
+		return config.Ops{}, err
+	}
+	if err := restartOnly(m.cfg, cfg); err != nil {
+		return config.Ops{}, err
+	}
+	gc, closeGC, err := m.buildWired(cfg)
+	if err != nil {
+		return config.Ops{}, err
+	}
+	if err := eng.Reload(ctx, gc); err != nil {
+		closeGC()
+		return config.Ops{}, err
+	}
+	m.closeGC, closeGC = closeGC, m.closeGC
+	closeGC()
+	c, n := m.cfg.Gateway, cfg.Gateway
+	warnRestart(m.log,
+		setting{"gateway.log_format", c.LogFormat != n.LogFormat},
+		setting{"gateway.log_level", c.LogLevel != n.LogLevel},
+		setting{"gateway.state_dir", c.StateDir != n.StateDir})
+	m.cfg = cfg
+	warnLockout(m.log, cfg)
+	return cfg.Gateway.Ops, nil
+}
+
+func (m *engineMode) release() {
+	if m.closeGC != nil {
+		m.closeGC()
+		m.closeGC = nil
+	}
+}
+
 // restartOnly refuses a reload that changes what only a restart can
 // change without losing packets: the NFLOG groups the capture listens on.
 func restartOnly(cur, next *config.Config) error {
@@ -350,25 +436,19 @@ func restartOnly(cur, next *config.Config) error {
 	return nil
 }
 
-// notReloaded names changed settings a reload does not apply.
-func notReloaded(cur, next *config.Config) []string {
-	var out []string
-	c, n := cur.Gateway, next.Gateway
-	for _, x := range []struct {
-		key     string
-		changed bool
-	}{
-		{"log_format", c.LogFormat != n.LogFormat},
-		{"log_level", c.LogLevel != n.LogLevel},
-		{"state_dir", c.StateDir != n.StateDir},
-		{"metrics_listen", c.MetricsListen != n.MetricsListen},
-		{"control_socket", c.ControlSocket != n.ControlSocket},
-	} {
-		if x.changed {
-			out = append(out, "gateway."+x.key)
+// setting is a key of the configuration and whether a reload changed it.
+type setting struct {
+	key     string
+	changed bool
+}
+
+// warnRestart logs the changed settings that a reload does not apply.
+func warnRestart(log *slog.Logger, settings ...setting) {
+	for _, s := range settings {
+		if s.changed {
+			log.Warn("changed setting applies at the next restart", "key", s.key)
 		}
 	}
-	return out
 }
 
 // statusLine is s fit for sd_notify's STATUS= (one line).
