@@ -19,6 +19,13 @@
 // scan-proof rules (any other knock-capable packet from the source resets
 // it, a repeated knock is tolerated).
 //
+// Operations (docs/operations.md): Reload, Status and Revoke serve SIGHUP,
+// `sesame reload`, `sesame status` and `sesame revoke` (which runs a
+// source's pending stop commands now: this mode holds no grant of its
+// own), and Config.OnDecision reports every grant, grant-failed, reset,
+// revoke and stop-failed decision to the audit log and the metrics.
+//
 // Concurrency: Server.Run owns all state on one goroutine; commands run on
-// a small pool of workers and report back to it.
+// a small pool of workers and report back to it; Reload, Status and Revoke
+// run on it through a control channel, from any goroutine.
 package knockd

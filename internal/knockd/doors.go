@@ -1,6 +1,7 @@
 package knockd
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -35,10 +36,16 @@ type group struct {
 	doors  []*door
 }
 
-// buildGroups turns a configuration into groups, opening the one-time
-// sequence files. A door whose file has no sequence left is an error, as
-// in knockd.
-func buildGroups(conf *knockdconf.Config, opts knock.Options) ([]*group, []*door, error) {
+// buildGroups turns a configuration (read from file) into groups, opening
+// the one-time sequence files. A door whose file has no sequence left is
+// an error, as in knockd; errors name the file and the door's line. With
+// prev (a reload), a group watching the same destination as one of prev
+// carries over the attempts in progress on its unchanged doors
+// (knock.Machine.Replace).
+func buildGroups(file string, conf *knockdconf.Config, opts knock.Options, prev []*group) ([]*group, []*door, error) {
+	if len(conf.Doors) == 0 {
+		return nil, nil, &knockdconf.Error{File: file, Err: errors.New("no door in the configuration")}
+	}
 	var groups []*group
 	var doors []*door
 	byTarget := map[netip.Addr]*group{}
@@ -46,11 +53,11 @@ func buildGroups(conf *knockdconf.Config, opts knock.Options) ([]*group, []*door
 		d := &door{conf: c}
 		if c.OneTimeFile != "" {
 			ot, err := openOneTime(c.OneTimeFile)
-			if err != nil {
-				return nil, nil, fmt.Errorf("door [%s]: %w", c.Name, err)
+			if err == nil && ot.current == nil {
+				err = fmt.Errorf("no more sequences left in the one time sequences file %s", c.OneTimeFile)
 			}
-			if ot.current == nil {
-				return nil, nil, fmt.Errorf("door [%s]: no more sequences left in the one time sequences file %s", c.Name, c.OneTimeFile)
+			if err != nil {
+				return nil, nil, &knockdconf.Error{File: file, Line: c.Line, Err: fmt.Errorf("door [%s]: %w", c.Name, err)}
 			}
 			d.ot = ot
 		}
@@ -69,10 +76,18 @@ func buildGroups(conf *knockdconf.Config, opts knock.Options) ([]*group, []*door
 		for i, d := range g.doors {
 			kd[i] = d.conf.KnockDoor(d.sequence())
 			if err := kd[i].Validate(); err != nil {
-				return nil, nil, err
+				return nil, nil, &knockdconf.Error{File: file, Line: d.conf.Line, Err: err}
 			}
 		}
-		g.m = knock.NewWithOptions(kd, opts)
+		for _, old := range prev {
+			if old.target == g.target {
+				g.m = old.m.Replace(kd, opts.MaxSources)
+				break
+			}
+		}
+		if g.m == nil {
+			g.m = knock.NewWithOptions(kd, opts)
+		}
 	}
 	return groups, doors, nil
 }

@@ -24,6 +24,7 @@ type pendingStop struct {
 	Ready bool `json:"ready"`
 
 	running bool // handed to a worker (not persisted)
+	revoked bool // run as soon as the start command is done (not persisted)
 }
 
 // pendingFile is the state file's format.

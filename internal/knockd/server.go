@@ -8,10 +8,12 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sesame-gw/sesame/internal/capture"
 	"github.com/sesame-gw/sesame/internal/capture/afpacket"
+	"github.com/sesame-gw/sesame/internal/gateway"
 	"github.com/sesame-gw/sesame/internal/knock"
 	"github.com/sesame-gw/sesame/internal/knockdconf"
 )
@@ -51,9 +53,15 @@ type Config struct {
 	SetFilter func(afpacket.Filter) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnDecision, when set, is told of every decision (audit log,
+	// metrics): grant or grant-failed once a door's start command has run,
+	// reset, revoke, stop-failed. It is called from Run's goroutine and
+	// must be quick.
+	OnDecision func(gateway.Decision)
 }
 
-// Server runs a knockd.conf. Create it with New; call Run once.
+// Server runs a knockd.conf. Create it with New; call Run once. Reload,
+// Status, Revoke and Stats are safe to call from other goroutines.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -64,7 +72,14 @@ type Server struct {
 	doors   []*door
 	pending *pendingStore
 	evbuf   []knock.Event
-	reload  chan *knockdconf.Config
+
+	control    chan func()   // control requests, run on Run's goroutine
+	stopped    chan struct{} // closed when Run stops taking them
+	src        capture.Source
+	started    time.Time
+	stats      gateway.Stats
+	stopErrors uint64 // stop commands that failed
+	recent     recentRing
 
 	queue   []job // commands waiting for a worker
 	running int   // commands on a worker
@@ -87,6 +102,7 @@ type job struct {
 	command string
 	stopID  uint64        // the pending stop a start command schedules (0: none)
 	delay   time.Duration // Cmd_Timeout, for a start with a stop
+	opened  time.Time     // for a start: when the knock completed
 }
 
 type result struct {
@@ -118,12 +134,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, ev: cfg.Events, now: cfg.Now, isLocal: cfg.IsLocal, reload: make(chan *knockdconf.Config, 1)}
+	s := &Server{cfg: cfg, log: cfg.Logger, ev: cfg.Events, now: cfg.Now, isLocal: cfg.IsLocal,
+		control: make(chan func()), stopped: make(chan struct{})}
 	if s.isLocal == nil {
 		s.isLocal = newLocalAddrs(cfg.Now).has
 	}
 	var err error
-	if s.groups, s.doors, err = buildGroups(cfg.Conf, s.knockOptions()); err != nil {
+	if s.groups, s.doors, err = buildGroups(cfg.ConfFile, cfg.Conf, s.knockOptions(), nil); err != nil {
 		return nil, err
 	}
 	if s.pending, err = loadPending(cfg.StateFile); err != nil {
@@ -156,21 +173,6 @@ func (s *Server) warnFlagless() {
 // Filter is the capture filter for the current doors.
 func (s *Server) Filter() afpacket.Filter { return filterFor(s.doors, s.cfg.Parity) }
 
-// Reload replaces the configuration: attempts in progress are dropped (as
-// knockd does on SIGHUP); pending stop commands are kept. It may be called
-// from any goroutine while Run runs.
-func (s *Server) Reload(conf *knockdconf.Config) {
-	select {
-	case s.reload <- conf:
-	default:
-		select { // replace a reload not taken yet
-		case <-s.reload:
-		default:
-		}
-		s.reload <- conf
-	}
-}
-
 // Run processes packets from src until ctx is done or src fails. At the
 // end it runs the pending stop commands (or, with KeepPending, leaves them
 // in the state file), waits for running commands, and returns nil when ctx
@@ -182,6 +184,7 @@ func (s *Server) Run(ctx context.Context, src capture.Source) error {
 	}
 	s.ev.Printf("starting up, listening on %s", ifaces)
 	s.log.Info("knockd mode ready", "doors", len(s.doors), "parity", s.cfg.Parity, "interfaces", ifaces, "pending_stops", s.pending.len())
+	s.src, s.started = src, s.now()
 
 	runCtx, stopCommands := context.WithCancel(context.Background())
 	defer stopCommands()
@@ -199,7 +202,7 @@ func (s *Server) Run(ctx context.Context, src capture.Source) error {
 	readErr := make(chan error, 1)
 	var rwg sync.WaitGroup
 	rwg.Add(1)
-	go func() { defer rwg.Done(); readErr <- read(readCtx, src, packets) }()
+	go func() { defer rwg.Done(); readErr <- read(readCtx, src, packets, &s.stats.Dropped) }()
 	defer rwg.Wait()
 
 	expiry := newTimer()
@@ -234,19 +237,21 @@ loop:
 			s.dequeue()
 		case r := <-s.results:
 			s.finished(r)
-		case conf := <-s.reload:
-			s.applyReload(conf)
+		case fn := <-s.control:
+			fn()
 		}
 	}
+	close(s.stopped)
 	stopReading()
 	s.shutdown(stopCommands)
 	s.ev.Printf("shutting down")
 	return runErr
 }
 
-// read moves packets from the source to the loop, dropping what the loop
-// cannot take at once (the source must keep draining the kernel).
-func read(ctx context.Context, src capture.Source, out chan<- capture.Packet) error {
+// read moves packets from the source to the loop, dropping (and counting)
+// what the loop cannot take at once (the source must keep draining the
+// kernel).
+func read(ctx context.Context, src capture.Source, out chan<- capture.Packet, dropped *atomic.Uint64) error {
 	for {
 		p, err := src.ReadPacket(ctx)
 		if err != nil {
@@ -259,6 +264,7 @@ func read(ctx context.Context, src capture.Source, out chan<- capture.Packet) er
 		select {
 		case out <- p:
 		default:
+			dropped.Add(1)
 		}
 	}
 }
@@ -266,6 +272,7 @@ func read(ctx context.Context, src capture.Source, out chan<- capture.Packet) er
 // Handle processes one packet (Run calls it; tests may too, from one
 // goroutine, when Run is not running).
 func (s *Server) Handle(p capture.Packet) {
+	s.stats.Packets.Add(1)
 	now := p.Time
 	if now.IsZero() {
 		now = s.now()
@@ -312,6 +319,7 @@ func (s *Server) apply(g *group, events []knock.Event, now time.Time) {
 		name := d.conf.Name
 		switch e.Kind {
 		case knock.Started, knock.Advanced:
+			s.stats.Knocks.Add(1)
 			s.ev.Printf("%s: %s: Stage %d", e.Src, name, e.Stage)
 			s.log.Info("knock", "src", e.Src, "door", name, "stage", e.Stage, "of", len(d.sequence()), "service", e.Service)
 		case knock.Repeated:
@@ -325,7 +333,10 @@ func (s *Server) apply(g *group, events []knock.Event, now time.Time) {
 				attrs = append(attrs, "service", e.Service)
 			}
 			s.log.Info("knock reset", attrs...)
+			s.stats.Resets.Add(1)
+			s.decide(gateway.Decision{Time: now, Kind: "reset", Src: e.Src, Door: name, Reason: e.Reason})
 		case knock.Completed:
+			s.stats.Grants.Add(1)
 			s.ev.Printf("%s: %s: Stage %d", e.Src, name, e.Stage)
 			s.ev.Printf("%s: %s: OPEN SESAME", e.Src, name)
 			s.log.Info("door opened", "src", e.Src, "door", name)
@@ -335,10 +346,13 @@ func (s *Server) apply(g *group, events []knock.Event, now time.Time) {
 }
 
 // opened runs a door's start command (and schedules its stop command) for
-// src, then moves a one-time door to its next sequence.
+// src, then moves a one-time door to its next sequence. The door's grant
+// decision is made when the start command has run (finished); a door
+// that runs nothing is granted at once.
 func (s *Server) opened(d *door, src netip.Addr, now time.Time) {
 	src = src.Unmap()
 	v6 := src.Is6()
+	grant := gateway.Decision{Time: now, Kind: "grant", Src: src, Door: d.conf.Name}
 	if start := d.conf.StartCommand(v6); start != "" {
 		stop, hasStop := d.conf.StopCommand(v6)
 		startCmd, ok := Expand(start, src)
@@ -350,13 +364,16 @@ func (s *Server) opened(d *door, src netip.Addr, now time.Time) {
 		case !ok:
 			s.ev.Printf("error: parsed start command has been truncated! --> won't execute it")
 			s.log.Error("start command too long after %IP% expansion: nothing run", "door", d.conf.Name, "src", src)
+			s.grantFailed(grant, "start command too long after %IP% expansion")
 		case !stopOK:
 			s.ev.Printf("error: parsed stop command has been truncated! --> won't execute start command")
 			s.log.Error("stop command too long after %IP% expansion: nothing run", "door", d.conf.Name, "src", src)
+			s.grantFailed(grant, "stop command too long after %IP% expansion")
 		case s.starts >= maxQueuedStarts:
 			s.log.Error("too many start commands waiting: knock not acted on", "door", d.conf.Name, "src", src, "queued", s.starts)
+			s.grantFailed(grant, "too many start commands waiting")
 		default:
-			j := job{kind: startJob, door: d.conf.Name, src: src, command: startCmd}
+			j := job{kind: startJob, door: d.conf.Name, src: src, command: startCmd, opened: now}
 			if hasStop {
 				// Written before the start runs: a crash during it still
 				// closes the door after the next start.
@@ -368,6 +385,8 @@ func (s *Server) opened(d *door, src netip.Addr, now time.Time) {
 			}
 			s.enqueue(j)
 		}
+	} else {
+		s.decide(grant)
 	}
 	if d.ot != nil {
 		s.nextOneTime(d)
@@ -418,13 +437,15 @@ func (s *Server) dequeue() {
 // runDue hands the stop commands whose time has come to the workers.
 func (s *Server) runDue() {
 	for _, p := range s.pending.due(s.now()) {
-		s.startStop(p)
+		s.startStop(p, "command timeout")
 	}
 }
 
-func (s *Server) startStop(p *pendingStop) {
+// startStop queues p's stop command now; why is knockd's log message
+// ("command timeout").
+func (s *Server) startStop(p *pendingStop, why string) {
 	p.running = true
-	s.ev.Printf("%s: %s: command timeout", p.Src, p.Door)
+	s.ev.Printf("%s: %s: %s", p.Src, p.Door, why)
 	src, _ := netip.ParseAddr(p.Src)
 	s.enqueue(job{kind: stopJob, door: p.Door, src: src, command: p.Command, stopID: p.ID})
 }
@@ -441,40 +462,43 @@ func (s *Server) worker(ctx context.Context) {
 func (s *Server) finished(r result) {
 	s.running--
 	j := r.job
+	failure := ""
 	switch {
 	case r.err != nil:
 		s.ev.Printf("error: command fork failed!")
 		s.log.Error("command failed to run", "door", j.door, "src", j.src, "err", r.err)
+		failure = "command could not run: " + r.err.Error()
 	case r.status != 0:
 		s.ev.Printf("%s: command returned non-zero status code (%d)", j.door, r.status)
 		s.log.Warn("command returned non-zero status", "door", j.door, "src", j.src, "status", r.status)
+		failure = fmt.Sprintf("command exited with status %d", r.status)
 	}
 	var err error
 	switch j.kind {
 	case startJob:
-		if j.stopID != 0 {
-			err = s.pending.ready(j.stopID, r.at.Add(j.delay))
+		grant := gateway.Decision{Time: r.at, Kind: "grant", Src: j.src, Door: j.door, Latency: r.at.Sub(j.opened)}
+		if failure != "" {
+			s.grantFailed(grant, "start "+failure)
+		} else {
+			s.decide(grant)
+		}
+		if p := s.pending.stops[j.stopID]; p != nil {
+			due := r.at.Add(j.delay)
+			if p.revoked {
+				due = r.at
+			}
+			err = s.pending.ready(j.stopID, due)
 		}
 	case stopJob:
+		if failure != "" {
+			s.stopErrors++
+			s.decide(gateway.Decision{Time: r.at, Kind: "stop-failed", Src: j.src, Door: j.door, Reason: "stop " + failure})
+		}
 		err = s.pending.remove(j.stopID)
 	}
 	if err != nil {
 		s.log.Error("cannot persist the pending stop commands", "err", err)
 	}
-}
-
-func (s *Server) applyReload(conf *knockdconf.Config) {
-	s.ev.Printf("re-reading config file: %s\n", s.cfg.ConfFile)
-	groups, doors, err := buildGroups(conf, s.knockOptions())
-	if err != nil {
-		s.log.Error("reload failed: keeping the running configuration", "file", s.cfg.ConfFile, "err", err)
-		return
-	}
-	s.groups, s.doors = groups, doors
-	s.cfg.Conf = conf
-	s.warnFlagless()
-	s.updateFilter()
-	s.log.Info("configuration reloaded", "doors", len(doors))
 }
 
 // shutdownGrace bounds how long shutdown waits for commands.
@@ -489,7 +513,7 @@ func (s *Server) shutdown(kill context.CancelFunc) {
 	if !s.cfg.KeepPending {
 		for _, p := range s.pending.all() {
 			if p.Ready { // the others run when their start command is done
-				s.startStop(p)
+				s.startStop(p, "command timeout")
 			}
 		}
 	}
@@ -506,7 +530,7 @@ func (s *Server) shutdown(kill context.CancelFunc) {
 			s.finished(r)
 			if !s.cfg.KeepPending && r.job.kind == startJob && r.job.stopID != 0 {
 				if p := s.pending.stops[r.job.stopID]; p != nil && !p.running {
-					s.startStop(p)
+					s.startStop(p, "command timeout")
 				}
 			}
 		case <-deadline.C:

@@ -380,8 +380,9 @@ func TestReload(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := start(t, testConf, nil)
 		r.knock(alice, gw4, tcp(7000))
-		r.srv.Reload(parse(t, "[new]\nsequence = 4000\nstart_command = new %IP%\n"))
-		synctest.Wait()
+		if err := r.srv.Reload(context.Background(), parse(t, "[new]\nsequence = 4000\nstart_command = new %IP%\n")); err != nil {
+			t.Fatal(err)
+		}
 		r.knock(alice, gw4, udp(8000), tcp(9000), tcp(4000))
 		if got := r.runner.commands(); !slices.Equal(got, []string{"new 198.51.100.7"}) {
 			t.Fatalf("commands %q", got)
@@ -395,7 +396,7 @@ func TestReload(t *testing.T) {
 
 func TestFilterFor(t *testing.T) {
 	c := parse(t, testConf)
-	_, doors, err := buildGroups(c, optionsFor(false))
+	_, doors, err := buildGroups("knockd.conf", c, optionsFor(false), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +412,7 @@ func TestFilterFor(t *testing.T) {
 	}
 	// With every door asking for SYN, established traffic is filtered out.
 	c = parse(t, "[a]\nsequence=1000,2000\ntcpflags=syn,!ack\n")
-	_, doors, _ = buildGroups(c, optionsFor(false))
+	_, doors, _ = buildGroups("knockd.conf", c, optionsFor(false), nil)
 	def = filterFor(doors, false)
 	if r := def.Rules[len(def.Rules)-1]; len(r.Flags) != 1 || r.Flags[0] != (afpacket.FlagCond{Set: packet.SYN, Clear: packet.ACK}) {
 		t.Fatalf("default %+v", def.Rules)
