@@ -370,13 +370,18 @@ func (m *engineMode) metricSources() metrics.Sources {
 	return src
 }
 
-// Status implements opsMode.
+// Status implements opsMode. With [pki], the counters carry the CRL's
+// state (serve_pki.go).
 func (m *engineMode) Status(ctx context.Context) (gateway.Status, error) {
 	e := m.eng.Load()
 	if e == nil {
 		return gateway.Status{}, gateway.ErrNotRunning
 	}
-	return e.Status(ctx)
+	st, err := e.Status(ctx)
+	if err == nil {
+		addCRLStatus(st.Counters, time.Now())
+	}
+	return st, err
 }
 
 // Revoke implements opsMode.

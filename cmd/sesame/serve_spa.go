@@ -14,10 +14,12 @@ import (
 )
 
 // addSPA wires native SPA into gc when the config has an [spa] table: it
-// reads the gateway key and the clients, and adds a handler and its UDP
+// reads the gateway key and the clients (and, with [pki], the certificate
+// verifier: serve_pki.go), and adds a handler and its UDP
 // port (the firewall layout already watches the port: config.Watched
 // includes it). It is called at start and again on every reload; the
-// replay state is shared by all of them (see sharedReplay). The returned
+// replay state is shared by all of them (see sharedReplay), and so is the
+// certificate verifier while the CA and the CRL stay the same. The returned
 // function releases this call's hold on it: call it when gc is no longer
 // in use (after a successful reload replaced it, after a refused one, or
 // when the engine has stopped).
@@ -30,11 +32,17 @@ func addSPA(gc *gateway.Config, cfg *config.Config, log *slog.Logger) (func(), e
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	store, release, err := replays.acquire(cfg, now, log)
+	releasePKI, err := addPKI(&settings, cfg, log) // serve_pki.go
 	if err != nil {
 		return nil, err
 	}
+	now := time.Now()
+	store, releaseReplay, err := replays.acquire(cfg, now, log)
+	if err != nil {
+		releasePKI()
+		return nil, err
+	}
+	release := func() { releaseReplay(); releasePKI() }
 	h, err := spagw.New(settings, store, log)
 	if err != nil {
 		release()

@@ -80,9 +80,12 @@ func printStatus(w io.Writer, st gateway.Status, recent int, now time.Time) {
 	for _, d := range rec {
 		fmt.Fprintf(tw, "  %s\t%s\t%v\t%s\n", d.Time.Local().Format(time.TimeOnly), d.Kind, d.Src, decisionDetail(d))
 	}
+	printCRL(tw, st.Counters)
 	names := make([]string, 0, len(st.Counters))
 	for k := range st.Counters {
-		names = append(names, k)
+		if !strings.HasPrefix(k, "crl_") {
+			names = append(names, k)
+		}
 	}
 	sort.Strings(names)
 	fmt.Fprintf(tw, "\ncounters:\n")
@@ -112,4 +115,24 @@ func decisionDetail(d gateway.Decision) string {
 		parts = append(parts, "latency="+d.Latency.Round(time.Microsecond).String())
 	}
 	return strings.Join(parts, " ")
+}
+
+// printCRL writes the certificate CRL line from the crl_ counters
+// (serve_pki.go), if the gateway has [pki].
+func printCRL(w io.Writer, c map[string]uint64) {
+	loaded, ok := c[crlLoaded]
+	if !ok {
+		return
+	}
+	if loaded == 0 {
+		fmt.Fprintf(w, "\ncertificates: NO CRL LOADED: every certificate client is refused (no-crl)\n")
+		return
+	}
+	date := func(k string) string { return time.Unix(int64(c[k]), 0).UTC().Format(time.RFC3339) }
+	fresh := "fresh"
+	if c[crlFresh] == 0 {
+		fresh = "STALE (crl_required refuses every certificate client; otherwise still used)"
+	}
+	fmt.Fprintf(w, "\ncertificates: CRL %d, %d revoked, this update %s, next update %s, %s\n",
+		c[crlNumber], c[crlRevoked], date(crlThisUpdate), date(crlNextUpdate), fresh)
 }
