@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,14 +27,15 @@ func init() {
 // spaFlags are the flags open and proxy share. Unset flags fall back to
 // the profile, then to the built-in defaults.
 type spaFlags struct {
-	key, gatewayKey, forAddress, profiles string
-	port                                  int
-	duration, resend, waitTimeout         time.Duration
-	v4, v6                                bool
+	key, cert, gatewayKey, forAddress, profiles string
+	port                                        int
+	duration, resend, waitTimeout               time.Duration
+	v4, v6                                      bool
 }
 
 func (f *spaFlags) register(fs *flag.FlagSet, waitTimeout time.Duration) {
-	fs.StringVar(&f.key, "key", "", "identity key file (default: the profile's, else ~/"+client.DefaultIdentity+")")
+	fs.StringVar(&f.key, "key", "", "identity key file, or the certificate's key with --cert (default: the profile's, else with a certificate NAME.key beside NAME.crt, else ~/"+client.DefaultIdentity+")")
+	fs.StringVar(&f.cert, "cert", "", "client certificate file (sesame ca issue): certificate SPA instead of a raw key (default: the profile's cert)")
 	fs.StringVar(&f.gatewayKey, "gateway-key", "", "the gateway's public key, sesame-gw1:... (default: the profile's)")
 	fs.IntVar(&f.port, "port", 0, fmt.Sprintf("the gateway's SPA port, UDP (default: the profile's, else %d)", spa.DefaultPort))
 	fs.DurationVar(&f.duration, "duration", 0, fmt.Sprintf("how long the gateway should open (default: the profile's, else %v)", client.DefaultDuration))
@@ -89,9 +89,16 @@ func (f *spaFlags) resolve(ctx context.Context, p client.Profile, services []ser
 	if f.v4 && f.v6 {
 		return nil, &exitError{code: 2, err: errors.New("-4 and -6 exclude each other")}
 	}
+	certPath := p.Cert
+	if f.cert != "" {
+		certPath = f.cert
+	}
 	keyPath := p.Key
 	if f.key != "" {
 		keyPath = f.key
+	}
+	if keyPath == "" && certPath != "" {
+		keyPath = client.CertKeyPath(certPath)
 	}
 	if keyPath == "" {
 		home, err := os.UserHomeDir()
@@ -139,7 +146,7 @@ func (f *spaFlags) resolve(ctx context.Context, p client.Profile, services []ser
 	case f.v6 || p.IP == 6:
 		network = "ip6"
 	}
-	id, err := readIdentity(keyPath)
+	id, err := client.LoadIdentity(keyPath, certPath)
 	if err != nil {
 		return nil, err
 	}
@@ -149,20 +156,9 @@ func (f *spaFlags) resolve(ctx context.Context, p client.Profile, services []ser
 	}
 	return &target{
 		addr: addr,
-		spa:  &client.SPA{Identity: spa.KeyIdentity(id), Gateway: gw, Dst: netip.AddrPortFrom(addr, port)},
+		spa:  &client.SPA{Identity: id, Gateway: gw, Dst: netip.AddrPortFrom(addr, port)},
 		req:  req,
 	}, nil
-}
-
-func readIdentity(path string) (ed25519.PrivateKey, error) {
-	k, err := spakey.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if k.Kind() != spakey.Identity {
-		return nil, fmt.Errorf("%s is a gateway key; the client signs with an identity key (sesame keygen -o FILE)", path)
-	}
-	return k.Identity(), nil
 }
 
 func runOpen(args []string, stdout, stderr io.Writer) error {
