@@ -198,3 +198,29 @@ func TestPKILoadChecksCA(t *testing.T) {
 		}
 	}
 }
+
+// Whatever Parse accepts with [pki] has [spa], a CA and a CRL source, and
+// protects something.
+func FuzzParsePKI(f *testing.F) {
+	f.Add([]byte("[spa]\nkey = \"k\"\n[pki]\nca = \"ca.crt\"\ncrl = \"crl.pem\"\nallow = [\"22/tcp\"]\n"))
+	f.Add([]byte("[spa]\nkey = \"k\"\n[pki]\nca = \"/ca.crt\"\ncrl = \"https://h/crl.pem\"\ncrl_required = false\ncrl_refresh = \"1m\"\nname = [\"gw1\"]\nallow = [\"60000-60010/udp\"]\nmax_duration = \"5m\"\nsources = [\"10.0.0.0/8\"]\nother_address = true\n"))
+	f.Add([]byte("[spa]\nkey = \"k\"\n[[door]]\nname = \"d\"\nsequence = [\"7000\", \"8000/udp\"]\nopen = [\"22\"]\n[pki]\nca = \"c\"\ncrl = \"http://x/\"\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		c, err := Parse("f.toml", src)
+		if err != nil || c.PKI == nil {
+			return
+		}
+		if c.SPA == nil || c.PKICAPath() == "" || c.PKICRLSource() == "" {
+			t.Fatalf("accepted [pki] without [spa], ca or crl: %+v", c.PKI)
+		}
+		if len(c.Protected()) == 0 {
+			t.Fatal("accepted a config that protects nothing")
+		}
+		spaPort, _ := c.SPAPort()
+		for _, r := range c.PKI.Local().Allow {
+			if r.Len() > maxAllowRange || r.Contains(spaPort) {
+				t.Fatalf("accepted allow %v", r)
+			}
+		}
+	})
+}
