@@ -40,8 +40,8 @@ _sesame() {
         revoke)  opts="--socket" ;;
         cleanup) opts="--table" ;;
         knock)   opts="--delay -d -4 -6 -u --wait --wait-interval -v --door --secret --period --port-range --steps --period-offset" ;;
-        open)    opts="--key --gateway-key --port --duration --for-address -4 -6 --resend --wait-timeout --profiles --wait --wait-interval -v --print" ;;
-        proxy)   opts="--key --gateway-key --port --duration --for-address -4 -6 --resend --wait-timeout --profiles --wait-interval -v" ;;
+        open)    opts="--key --cert --gateway-key --port --duration --for-address -4 -6 --resend --wait-timeout --profiles --wait --wait-interval -v --print" ;;
+        proxy)   opts="--key --cert --gateway-key --port --duration --for-address -4 -6 --resend --wait-timeout --profiles --wait-interval -v" ;;
         keygen)  opts="-o --gateway" ;;
         export)  opts="-c --config --door --table" ;;
         import)  opts="knockd" ;;
