@@ -35,11 +35,11 @@ import (
 type floodKind int
 
 const (
-	kindSYN floodKind = iota // TCP SYN to a knock port
-	kindBin                  // random binary UDP datagram, random length, to the SPA port
-	kindD3                   // UDP with the native SPA magic and version, a valid length, random rest (fails mac1)
-	kindB64                  // base64 text shaped like fwknop (passes LooksLikeFwknop, fails the HMAC)
-	kindPayload              // the next payload of -payloads (valid SPA packets, one per source)
+	kindSYN     floodKind = iota // TCP SYN to a knock port
+	kindBin                      // random binary UDP datagram, random length, to the SPA port
+	kindD3                       // UDP with the native SPA magic and version, a valid length, random rest (fails mac1)
+	kindB64                      // base64 text shaped like fwknop (passes LooksLikeFwknop, fails the HMAC)
+	kindPayload                  // the next payload of -payloads (valid SPA packets, one per source)
 )
 
 var kindNames = map[string]floodKind{"syn": kindSYN, "bin": kindBin, "d3": kindD3, "b64": kindB64}

@@ -54,6 +54,7 @@ type options struct {
 	floodTries   int
 	floodTimeout time.Duration
 	floodThreads int
+	floodMix     string
 	floodMax     time.Duration
 	floodPackets uint64
 	memSources   int
@@ -105,6 +106,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.floodTries, "flood-tries", 0, "legitimate tries per method during the flood (default 100, quick 20)")
 	fs.DurationVar(&o.floodTimeout, "flood-timeout", time.Second, "how long one try under flood may take to see the port open (no resend)")
 	fs.IntVar(&o.floodThreads, "flood-threads", 1, "sending threads of the flood generator (each takes a core: the receive path runs on the sender's CPU)")
+	fs.StringVar(&o.floodMix, "flood-mix", "syn,bin", "flood composition (weights of syn, bin, d3, b64; see the flood scenario)")
 	fs.DurationVar(&o.floodMax, "flood-max", 5*time.Minute, "upper bound on one generator's run")
 	fs.Uint64Var(&o.floodPackets, "flood-packets", 100_000_000, "upper bound on one generator's packets")
 	fs.IntVar(&o.memSources, "mem-sources", 0, "distinct spoofed sources in the memory scenario (default 1,000,000, quick 100,000)")
@@ -215,7 +217,7 @@ func run(args []string) error {
 	}
 	e := &env{opts: opts, log: log, self: self, dir: scratch, spoof: spoof.Masked()}
 	if e.sesameBin = opts.sesame; e.sesameBin == "" {
-		e.sesameBin = filepath.Join(scratch, "sesame")
+		e.sesameBin = filepath.Join(scratch, "bin", "sesame")
 		build := exec.CommandContext(ctx, "go", "build", "-o", e.sesameBin, "./cmd/sesame")
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {

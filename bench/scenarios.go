@@ -169,7 +169,7 @@ func floodPrefix(e *env) string {
 // (no resend), with e.opts.floodTimeout to see the port open.
 func flood(ctx context.Context, e *env, r *rig, p peer, rep *report) error {
 	argv := []string{e.self, "flood", "-src", floodPrefix(e), "-dst", r.b.GW4.String(),
-		"-spa-port", strconv.Itoa(spaPort), "-knock-ports", "7000,8000,9000", "-mix", "syn,bin,d3,b64",
+		"-spa-port", strconv.Itoa(spaPort), "-knock-ports", "7000,8000,9000", "-mix", e.opts.floodMix,
 		"-threads", strconv.Itoa(e.opts.floodThreads), "-seconds", e.opts.floodMax.String(),
 		"-packets", strconv.FormatUint(e.opts.floodPackets, 10)}
 	f, err := startHelper(ctx, r.b, r.b.Client, argv...)

@@ -17,7 +17,7 @@ import (
 // benchSpec is one Go benchmark and what it stands for.
 type benchSpec struct {
 	pkg, name, what, goal string
-	goalValue           float64
+	goalValue             float64
 }
 
 var benchSpecs = []benchSpec{

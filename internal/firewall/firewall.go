@@ -14,6 +14,7 @@ package firewall
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/sesame-gw/sesame/internal/service"
@@ -43,6 +44,61 @@ type Layout struct {
 	// Interfaces limits Sesame to packets arriving on these interfaces;
 	// empty means every interface except loopback.
 	Interfaces []string
+	// Datagrams, when it has Ports and Shapes, is an in-kernel pre-filter
+	// for SPA ports: a UDP datagram to one of Ports whose payload fits no
+	// shape (by length and first byte) is dropped before it is logged, so
+	// garbage never costs the daemon a wakeup. The zero value filters
+	// nothing (every watched datagram is logged).
+	Datagrams DatagramFilter
+}
+
+// DatagramFilter is the in-kernel pre-filter of Layout.Datagrams. The
+// gateway engine derives it from its SPA ports and the shapes its datagram
+// handlers declare.
+type DatagramFilter struct {
+	// Ports are the UDP ports (SPA ports) the filter applies to.
+	Ports []uint16
+	// Shapes are the payloads the handlers accept. A datagram passes when
+	// its payload length is within the smallest MinLen and the largest
+	// MaxLen of all shapes and its first byte is one of any shape's
+	// FirstBytes (when every shape lists some).
+	Shapes []DatagramShape
+}
+
+// DatagramShape is what one SPA format's datagrams look like, checked
+// without keys: the UDP payload length, inclusive bounds, and the bytes it
+// may start with (empty: any). Example: native SPA is MinLen spa.MinSize,
+// MaxLen spa.MaxSize, FirstBytes {spa.Magic}; fwknop is 140..1500 bytes
+// starting with one of "89+/" (fwknop.LooksLikeFwknop).
+type DatagramShape struct {
+	MinLen, MaxLen int
+	FirstBytes     []byte
+}
+
+// Active reports whether the filter drops anything.
+func (f DatagramFilter) Active() bool { return len(f.Ports) > 0 && len(f.Shapes) > 0 }
+
+// Bounds returns the union the kernel checks: the payload length range and
+// the allowed first bytes (nil: any first byte), sorted and deduplicated.
+func (f DatagramFilter) Bounds() (minLen, maxLen int, first []byte) {
+	anyFirst := false
+	for i, s := range f.Shapes {
+		if i == 0 || s.MinLen < minLen {
+			minLen = s.MinLen
+		}
+		if i == 0 || s.MaxLen > maxLen {
+			maxLen = s.MaxLen
+		}
+		if len(s.FirstBytes) == 0 {
+			anyFirst = true
+		}
+		first = append(first, s.FirstBytes...)
+	}
+	if anyFirst {
+		return minLen, maxLen, nil
+	}
+	slices.Sort(first)
+	return minLen, maxLen, slices.Compact(first)
 }
 
 // DefaultLogRate is Layout.LogRate's default.

@@ -164,7 +164,7 @@ func (e *Engine) Stats() *Stats { return &e.stats }
 func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.stopped)
 	e.started = e.now()
-	if err := e.fw.Setup(ctx, e.cfg.Layout); err != nil {
+	if err := e.fw.Setup(ctx, withDatagramFilter(e.cfg.Layout, e.cfg)); err != nil {
 		return fmt.Errorf("firewall setup: %w", err)
 	}
 	live, err := e.fw.List(ctx)

@@ -3,6 +3,8 @@
 package nftables
 
 import (
+	"slices"
+
 	nft "github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
@@ -103,7 +105,11 @@ func inputChain(t *nft.Table, prio int32) *nft.Chain {
 // With a bulk group, the watched-port rule is split: up to rate packets per
 // second go to group one at a time; the rest go to bulk in batches of
 // firewall.BulkQueueThreshold.
-func rules(sets map[string]*nft.Set, group, bulk uint16, rate uint32, onlyIfaces bool) [][]expr.Any {
+//
+// With a datagram filter, two rules per filtered port come right before the
+// watched-port rules: datagrams whose length or first byte fits none of the
+// handlers' shapes are dropped there, never logged.
+func rules(sets map[string]*nft.Set, group, bulk uint16, rate uint32, onlyIfaces bool, dg dgramFilter) [][]expr.Any {
 	lookup := func(reg uint32, name string) *expr.Lookup {
 		return &expr.Lookup{SourceRegister: reg, SetName: name, SetID: sets[name].ID}
 	}
@@ -167,6 +173,7 @@ func rules(sets map[string]*nft.Set, group, bulk uint16, rate uint32, onlyIfaces
 			one(l4proto(reg1), dport(reg32_1), lookup(reg1, setWatched), nflogTo(bulk, firewall.BulkQueueThreshold), drop),
 		}
 	}
+	watched = append(datagramRules(dg), watched...)
 	return append([][]expr.Any{
 		// iifname @ifaces return (no interfaces configured: ifaces = {"lo"})
 		// or iifname != @ifaces return (only the configured interfaces)
@@ -186,4 +193,40 @@ func rules(sets map[string]*nft.Set, group, bulk uint16, rate uint32, onlyIfaces
 		// meta l4proto . th dport @protected drop
 		one(l4proto(reg1), dport(reg32_1), lookup(reg1, setProtected), drop),
 	}...)...)
+}
+
+// datagramRules are the pre-filter rules of dg, for each port P:
+//
+//	meta l4proto udp udp dport P udp length != MIN+8-MAX+8 drop
+//	meta l4proto udp udp dport P @th,64,8 != B1 @th,64,8 != B2 ... drop
+//
+// The second rule is left out when any first byte is allowed. A datagram
+// too short to have a first byte fails the length rule first (MIN >= 1).
+func datagramRules(dg dgramFilter) [][]expr.Any {
+	var out [][]expr.Any
+	be16 := binaryutil.BigEndian.PutUint16
+	for _, p := range dg.ports {
+		udpPort := []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.IPPROTO_UDP}},
+			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: be16(p)},
+		}
+		length := append(slices.Clone(udpPort),
+			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 4, Len: 2},
+			&expr.Range{Op: expr.CmpOpNeq, Register: reg1,
+				FromData: be16(uint16(dg.minLen + 8)), ToData: be16(uint16(dg.maxLen + 8))},
+			&expr.Verdict{Kind: expr.VerdictDrop})
+		out = append(out, length)
+		if len(dg.first) == 0 {
+			continue
+		}
+		first := append(slices.Clone(udpPort),
+			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 8, Len: 1})
+		for _, b := range dg.first {
+			first = append(first, &expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{b}})
+		}
+		out = append(out, append(first, &expr.Verdict{Kind: expr.VerdictDrop}))
+	}
+	return out
 }

@@ -124,7 +124,7 @@ func (f *Firewall) queueSetup(st kernelState, want map[string]*nft.Set, keep map
 		}
 	}
 	chain := f.conn.AddChain(inputChain(f.table, f.prio))
-	for _, exprs := range rules(want, el.group, el.bulk, el.rate, el.onlyIfaces) {
+	for _, exprs := range rules(want, el.group, el.bulk, el.rate, el.onlyIfaces, el.dgram) {
 		f.conn.AddRule(&nft.Rule{Table: f.table, Chain: chain, Exprs: exprs})
 	}
 	return nil
@@ -188,6 +188,50 @@ type layoutSets struct {
 	bulk       uint16 // Layout.BulkLogGroup
 	rate       uint32 // Layout.LogRate, defaulted
 	onlyIfaces bool   // Layout.Interfaces lists the interfaces to act on
+	dgram      dgramFilter
+}
+
+// dgramFilter is a validated Layout.Datagrams: the SPA ports and the union
+// of the shapes (see firewall.DatagramFilter.Bounds). No ports: no filter.
+type dgramFilter struct {
+	ports          []uint16
+	minLen, maxLen int
+	first          []byte // nil: any first byte
+}
+
+// maxFirstBytes bounds the first-byte alternatives: each is one comparison
+// in the rule.
+const maxFirstBytes = 16
+
+// maxUDPPayload is the largest UDP payload over IPv4 (65535 - 20 - 8).
+const maxUDPPayload = 65507
+
+func datagramFilter(f firewall.DatagramFilter) (dgramFilter, error) {
+	if !f.Active() {
+		return dgramFilter{}, nil
+	}
+	for _, s := range f.Shapes {
+		if s.MinLen < 1 || s.MaxLen < s.MinLen || s.MaxLen > maxUDPPayload {
+			return dgramFilter{}, fmt.Errorf("%w: datagram shape length %d..%d", ErrInvalid, s.MinLen, s.MaxLen)
+		}
+	}
+	var d dgramFilter
+	d.minLen, d.maxLen, d.first = f.Bounds()
+	if len(d.first) > maxFirstBytes {
+		return dgramFilter{}, fmt.Errorf("%w: %d first-byte alternatives (at most %d)", ErrInvalid, len(d.first), maxFirstBytes)
+	}
+	seen := map[uint16]bool{}
+	for _, p := range f.Ports {
+		if p == 0 {
+			return dgramFilter{}, fmt.Errorf("%w: datagram filter port 0", ErrInvalid)
+		}
+		if !seen[p] {
+			seen[p] = true
+			d.ports = append(d.ports, p)
+		}
+	}
+	slices.Sort(d.ports)
+	return d, nil
 }
 
 // layoutElems validates l and encodes its static sets.
@@ -196,6 +240,11 @@ func layoutElems(l firewall.Layout) (layoutSets, error) {
 	if el.rate == 0 {
 		el.rate = firewall.DefaultLogRate
 	}
+	dg, err := datagramFilter(l.Datagrams)
+	if err != nil {
+		return layoutSets{}, err
+	}
+	el.dgram = dg
 	if el.bulk != 0 && el.bulk == el.group {
 		return layoutSets{}, fmt.Errorf("%w: bulk log group %d is the log group", ErrInvalid, el.bulk)
 	}
