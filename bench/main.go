@@ -231,6 +231,7 @@ func run(args []string) error {
 	defer unguard()
 
 	rep := newReport()
+	rep.floodMix = opts.floodMix
 	rep.res.Machine = machine(opts)
 	started := time.Now()
 	runErr := runAll(ctx, e, rep)
@@ -307,6 +308,12 @@ func runPeer(ctx context.Context, e *env, rep *report, name string) (err error) 
 		fn   func() error
 	}{
 		{"idle", func() error { return idle(ctx, e, p, rep) }},
+		{"memory", func() error {
+			if !p.knocks() {
+				return nil
+			}
+			return memory(ctx, e, r, p, rep)
+		}},
 		{"latency", func() error { return latency(ctx, e, r, p, rep) }},
 		{"flood", func() error { return flood(ctx, e, r, p, rep) }},
 		{"rate", func() error {
@@ -324,12 +331,6 @@ func runPeer(ctx context.Context, e *env, rep *report, name string) (err error) 
 				return nil
 			}
 			return grantsSesame(ctx, e, r, rep)
-		}},
-		{"memory", func() error {
-			if !p.knocks() {
-				return nil
-			}
-			return memory(ctx, e, r, p, rep)
 		}},
 	}
 	for _, s := range steps {

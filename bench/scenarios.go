@@ -34,11 +34,13 @@ type peerRecord struct {
 	mem        []MemPoint
 	memRate    float64 // spoofed packets per second reached
 	memSources int
+	floodRSS   float64 // KiB, right after the flood's tries
 }
 
 // report gathers everything across peers.
 type report struct {
 	res      Results
+	floodMix string
 	order    []string // subjects in run order
 	subjects map[string]*subjectRecord
 	peers    map[string]*peerRecord
@@ -197,6 +199,10 @@ func flood(ctx context.Context, e *env, r *rig, p peer, rep *report) error {
 	}
 	c1, _ := cpuTime(p.pid())
 	wall := time.Since(t0)
+	if rss, err := rssKiB(p.pid()); err == nil {
+		rep.peer(p.name()).floodRSS = rss
+		rep.res.Add("flood", p.name(), "rss_after_flood", rss/1024, "MiB")
+	}
 	f.in.Close()
 	sent, secs := readDone(f)
 	cpu := 100 * (c1 - c0).Seconds() / wall.Seconds()

@@ -17,7 +17,7 @@ func buildTables(rep *report) {
 		Note:   "Same client for every daemon: the bench agent sends, then starts a fresh non-blocking connect every 200 µs (client.WaitTCP); grants are flushed before each try."}
 	fl = Table{Title: "3. Flood: legitimate opens during a garbage flood",
 		Header: []string{"subject", "legit opened", "p50 ms", "p99 ms", "flood packets/s", "daemon CPU (% of a core)"},
-		Note:   "Flood: random binary UDP, UDP with the native magic and version, fwknop-shaped base64 (each to 62201/udp) and SYNs to 7000-9000/tcp, in equal parts, from random sources of a /16, sent from the client namespace by a raw-socket generator. A legitimate try sends once (no resend) and counts as opened when the port answers within the flood timeout."}
+		Note:   "Flood mix `" + rep.floodMix + "` (syn: SYNs to 7000-9000/tcp; bin: random binary UDP of random length to 62201/udp; d3: UDP with the native magic and version; b64: fwknop-shaped base64), from random sources of a /16, sent from the client namespace by a raw-socket generator on one thread (the kernel's receive path runs on the sender's CPU, so the generator and the gateway's netfilter share one of the two vCPUs, the daemon gets the other). A legitimate try sends once (no resend) and counts as opened when the port answers within the flood timeout."}
 	for _, name := range rep.order {
 		s := rep.subjects[name]
 		if s.tries > 0 {
@@ -63,7 +63,7 @@ func buildTables(rep *report) {
 	}
 	var mem, idl Table
 	mem = Table{Title: "5. Memory while distinct spoofed sources knock",
-		Header: []string{"daemon", "sources", "spoofed packets/s", "RSS before (MiB)", "RSS max (MiB)", "RSS after (MiB)"},
+		Header: []string{"daemon", "sources", "spoofed packets/s", "RSS before (MiB)", "RSS max (MiB)", "RSS after (MiB)", "RSS after the flood (MiB)"},
 		Note:   "Each source sends one SYN to the first knock port (7000/tcp) and one fwknop-shaped datagram to 62201/udp; sources walk the spoofed prefix in order. fwknopd keeps no per-source state for knocks and is not run."}
 	idl = Table{Title: "6. Idle CPU", Header: []string{"daemon", "CPU (% of one core)", "over"},
 		Note: "utime+stime of the daemon and its reaped children (/proc/PID/stat) with no traffic at all."}
@@ -75,7 +75,7 @@ func buildTables(rep *report) {
 			for _, m := range p.mem {
 				top = math.Max(top, m.RSSKiB)
 			}
-			mem.Rows = append(mem.Rows, []string{name, num(float64(p.memSources), 0), num(p.memRate, 0), num(first/1024, 1), num(top/1024, 1), num(last/1024, 1)})
+			mem.Rows = append(mem.Rows, []string{name, num(float64(p.memSources), 0), num(p.memRate, 0), num(first/1024, 1), num(top/1024, 1), num(last/1024, 1), num(p.floodRSS/1024, 1)})
 		}
 		if p.idleFor > 0 {
 			idl.Rows = append(idl.Rows, []string{name, num(p.idleCPU, 3), p.idleFor.Round(1e8).String()})
