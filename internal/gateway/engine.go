@@ -151,7 +151,7 @@ func New(cfg Config, fw firewall.Firewall, src capture.Source) *Engine {
 		e.cfg.SourceRate, e.cfg.SourceBurst = 20, 40
 	}
 	e.datagrams = make(chan datagram, 1024)
-	e.perSource = newSourceLimiter(e.cfg.SourceRate, max(e.cfg.SourceBurst, 1), 65536)
+	e.perSource = newSourceLimiter(e.cfg.SourceRate, max(e.cfg.SourceBurst, 1), maxLimitedSources)
 	return e
 }
 

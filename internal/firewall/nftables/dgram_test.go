@@ -59,9 +59,12 @@ func TestDatagramRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := datagramRules(dg)
+	rs := datagramRules(dg, 7, 0, 0)
 	if len(rs) != 4 {
 		t.Fatalf("%d rules, want 2 per port", len(rs))
+	}
+	if n := len(datagramRules(dg, 7, 8, 5000)); n != 6 {
+		t.Fatalf("with a bulk group: %d rules, want 3 per port", n)
 	}
 	r := rs[0] // port 5000 (sorted), length rule
 	if c := r[3].(*expr.Cmp); c.Data[0] != 0x13 || c.Data[1] != 0x88 {
@@ -77,11 +80,11 @@ func TestDatagramRules(t *testing.T) {
 		t.Errorf("first-byte rule has %d expressions", len(first))
 	}
 	// No filter, no rules; any first byte, one rule per port.
-	if rs := datagramRules(dgramFilter{}); len(rs) != 0 {
+	if rs := datagramRules(dgramFilter{}, 7, 8, 100); len(rs) != 0 {
 		t.Errorf("empty filter: %d rules", len(rs))
 	}
 	anyFirst, _ := datagramFilter(firewall.DatagramFilter{Ports: []uint16{1}, Shapes: []firewall.DatagramShape{{MinLen: 1, MaxLen: 9}}})
-	if rs := datagramRules(anyFirst); len(rs) != 1 {
+	if rs := datagramRules(anyFirst, 7, 0, 0); len(rs) != 1 {
 		t.Errorf("any first byte: %d rules", len(rs))
 	}
 }
@@ -95,17 +98,21 @@ func TestKernelDatagramFilter(t *testing.T) {
 	run(t, "ip", "-n", ns.name, "link", "set", "lo", "up")
 	f := newNSFirewall(t, ns)
 	l := firewall.Layout{
-		Protected:  []service.Service{ssh},
-		Watched:    []service.Service{{Proto: service.UDP, Port: 62201}, {Proto: service.UDP, Port: 9000}},
-		LogGroup:   7,
-		Interfaces: []string{"lo"}, // the test sends on loopback
-		Datagrams:  spaShapes,
+		Protected: []service.Service{ssh},
+		Watched:   []service.Service{{Proto: service.UDP, Port: 62201}, {Proto: service.UDP, Port: 9000}},
+		LogGroup:  7,
+		// With a bulk group: the shaped datagrams' own share of group 7.
+		BulkLogGroup: 8,
+		LogRate:      5000,
+		Interfaces:   []string{"lo"}, // the test sends on loopback
+		Datagrams:    spaShapes,
 	}
 	setup(t, f, l)
 	out := ns.nft(t, "list", "chain", "inet", "sesame", "input")
 	for _, want := range []string{
 		"udp dport 62201 udp length != 97-1508 drop",
 		"@th,64,8 != 0x2b @th,64,8 != 0x2f @th,64,8 != 0x38 @th,64,8 != 0x39 @th,64,8 != 0xd3 drop",
+		"udp dport 62201 limit rate 5000/second burst 5000 packets log group 7 queue-threshold 1 drop",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("chain lacks %q:\n%s", want, out)

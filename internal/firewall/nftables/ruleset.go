@@ -173,7 +173,7 @@ func rules(sets map[string]*nft.Set, group, bulk uint16, rate uint32, onlyIfaces
 			one(l4proto(reg1), dport(reg32_1), lookup(reg1, setWatched), nflogTo(bulk, firewall.BulkQueueThreshold), drop),
 		}
 	}
-	watched = append(datagramRules(dg), watched...)
+	watched = append(datagramRules(dg, group, bulk, rate), watched...)
 	return append([][]expr.Any{
 		// iifname @ifaces return (no interfaces configured: ifaces = {"lo"})
 		// or iifname != @ifaces return (only the configured interfaces)
@@ -202,7 +202,16 @@ func rules(sets map[string]*nft.Set, group, bulk uint16, rate uint32, onlyIfaces
 //
 // The second rule is left out when any first byte is allowed. A datagram
 // too short to have a first byte fails the length rule first (MIN >= 1).
-func datagramRules(dg dgramFilter) [][]expr.Any {
+//
+// With a bulk group, a third rule gives the datagrams that passed their
+// own share of the one-at-a-time group, so that a SYN flood on the knock
+// ports, which takes the watched rule's share, does not push a lone SPA
+// packet into the batched group's backlog:
+//
+//	meta l4proto udp udp dport P limit rate R/second burst R packets log group G queue-threshold 1 drop
+//
+// Beyond R per second, datagrams fall through to the watched rules.
+func datagramRules(dg dgramFilter, group, bulk uint16, rate uint32) [][]expr.Any {
 	var out [][]expr.Any
 	be16 := binaryutil.BigEndian.PutUint16
 	for _, p := range dg.ports {
@@ -218,15 +227,20 @@ func datagramRules(dg dgramFilter) [][]expr.Any {
 				FromData: be16(uint16(dg.minLen + 8)), ToData: be16(uint16(dg.maxLen + 8))},
 			&expr.Verdict{Kind: expr.VerdictDrop})
 		out = append(out, length)
-		if len(dg.first) == 0 {
-			continue
+		if len(dg.first) > 0 {
+			first := append(slices.Clone(udpPort),
+				&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 8, Len: 1})
+			for _, b := range dg.first {
+				first = append(first, &expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{b}})
+			}
+			out = append(out, append(first, &expr.Verdict{Kind: expr.VerdictDrop}))
 		}
-		first := append(slices.Clone(udpPort),
-			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 8, Len: 1})
-		for _, b := range dg.first {
-			first = append(first, &expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{b}})
+		if bulk != 0 {
+			out = append(out, append(slices.Clone(udpPort),
+				&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(rate), Unit: expr.LimitTimeSecond, Burst: rate},
+				&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_QTHRESHOLD, Group: group, QThreshold: 1},
+				&expr.Verdict{Kind: expr.VerdictDrop}))
 		}
-		out = append(out, append(first, &expr.Verdict{Kind: expr.VerdictDrop}))
 	}
 	return out
 }
