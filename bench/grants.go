@@ -195,8 +195,10 @@ func grantsIptables(ctx context.Context, e *env, r *rig, rep *report) error {
 		if err != nil {
 			return fmt.Errorf("iptables at %d rules: %w", level, err)
 		}
-		rec := grantRecord{backend: "iptables rule per grant", grants: level, connect: sum, singleGrant: one, singleRate: forkRate,
-			installNotes: fmt.Sprintf("bulk restore %v", bulk.Round(time.Millisecond))}
+		rec := grantRecord{backend: "iptables rule per grant", grants: level, connect: sum, singleGrant: one, singleRate: forkRate}
+		if level > 0 {
+			rec.installNotes = fmt.Sprintf("bulk restore %v", bulk.Round(time.Millisecond))
+		}
 		rep.grants = append(rep.grants, rec)
 		rep.res.Grants = append(rep.res.Grants, GrantPoint{Backend: rec.backend, Grants: level, P50: sum.P50, P99: sum.P99})
 		rep.res.Add("grants", rec.backend, fmt.Sprintf("connect_p50@%d", level), sum.P50, "us")
