@@ -35,6 +35,9 @@ type Config struct {
 	// QThresh is the kernel's batch size (NFULA_CFG_QTHRESH): packets are
 	// pushed to userspace once this many are queued. 0 means 1, for latency:
 	// the kernel default of 100 makes a lone knock wait for Timeout.
+	// Above 1, the group is read by a batched receive loop of this package
+	// (a whole kernel batch per read, parsed in place) instead of
+	// go-nflog's one-message-at-a-time loop: the flood path.
 	QThresh uint32
 
 	// Timeout bounds how long the kernel holds a partial batch

@@ -28,6 +28,14 @@ func Open(ctx context.Context, cfg Config) (*Source, error) {
 		return nil, err
 	}
 	s := newSource(cfg)
+	if cfg.QThresh > 1 {
+		// A batching group (the bulk group): the batched loop of
+		// batch_linux.go reads it at a fraction of go-nflog's cost.
+		if err := openBatch(ctx, cfg, s); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
 	nf, err := nflog.Open(&nflog.Config{
 		Group:    cfg.Group,
 		Copymode: nflog.CopyPacket,

@@ -168,23 +168,35 @@ func (s *Source) hook(a nflog.Attribute) int {
 		s.q.malformed.Add(1)
 		return 0
 	}
-	p, err := packet.Parse(*a.Payload)
+	var t time.Time
+	if a.Timestamp != nil {
+		t = *a.Timestamp
+	}
+	var dev uint32
+	if a.InDev != nil {
+		dev = *a.InDev
+	}
+	s.deliver(*a.Payload, t, dev, a.InDev != nil)
+	return 0
+}
+
+// deliver parses one logged packet (the L3 payload of an NFLOG message) and
+// hands it to the reader; t is the kernel's timestamp (zero when none),
+// inDev the input interface index when hasDev. It never blocks.
+func (s *Source) deliver(payload []byte, t time.Time, inDev uint32, hasDev bool) {
+	p, err := packet.Parse(payload)
 	if err != nil {
 		s.q.malformed.Add(1)
-		return 0
+		return
 	}
-	var t time.Time
-	if a.Timestamp != nil && !a.Timestamp.IsZero() {
-		t = *a.Timestamp
-	} else {
+	if t.IsZero() {
 		t = s.cfg.Now()
 	}
 	var iface string
-	if s.names != nil && a.InDev != nil {
-		iface = s.names.name(*a.InDev, t)
+	if s.names != nil && hasDev {
+		iface = s.names.name(inDev, t)
 	}
 	s.q.put(capture.Packet{Packet: p, Time: t, Iface: iface})
-	return 0
 }
 
 // fail records the error that stopped the receive loop and wakes readers.
