@@ -294,6 +294,12 @@ func runPeer(ctx context.Context, e *env, rep *report, name string) (err error) 
 		return err
 	}
 	defer func() {
+		// The daemon's log, for reading what it decided under load.
+		if out := p.output(); len(out) > 0 {
+			if os.MkdirAll(filepath.Join(e.opts.out, "logs"), 0o755) == nil {
+				os.WriteFile(filepath.Join(e.opts.out, "logs", name+".log"), out, 0o644)
+			}
+		}
 		if cerr := r.close(); err == nil && cerr != nil {
 			err = cerr
 		}

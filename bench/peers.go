@@ -50,6 +50,8 @@ type peer interface {
 	// knocks reports whether knocking state is kept per source (the memory
 	// scenario).
 	knocks() bool
+	// output is the daemon's captured stdout and stderr (the last MiB).
+	output() []byte
 }
 
 // method is one way to open the port: the subject of a latency series.
@@ -112,6 +114,13 @@ func runIn(ctx context.Context, b *netns.Bench, ns string, argv ...string) (stri
 	return string(out), nil
 }
 
+func procOutput(p *netns.Proc) []byte {
+	if p == nil {
+		return nil
+	}
+	return p.Output()
+}
+
 func waitReady(ctx context.Context, p *netns.Proc, line string) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -132,9 +141,10 @@ type sesamePeer struct {
 	binary string
 }
 
-func (s *sesamePeer) name() string { return "sesame" }
-func (s *sesamePeer) pid() int     { return s.proc.PID() }
-func (s *sesamePeer) knocks() bool { return true }
+func (s *sesamePeer) name() string   { return "sesame" }
+func (s *sesamePeer) pid() int       { return s.proc.PID() }
+func (s *sesamePeer) knocks() bool   { return true }
+func (s *sesamePeer) output() []byte { return procOutput(s.proc) }
 
 func (s *sesamePeer) start(ctx context.Context, e *env, r *rig) error {
 	s.binary = e.sesameBin
@@ -232,9 +242,10 @@ type knockdPeer struct {
 	proc *netns.Proc
 }
 
-func (k *knockdPeer) name() string { return "knockd" }
-func (k *knockdPeer) pid() int     { return k.proc.PID() }
-func (k *knockdPeer) knocks() bool { return true }
+func (k *knockdPeer) name() string   { return "knockd" }
+func (k *knockdPeer) pid() int       { return k.proc.PID() }
+func (k *knockdPeer) knocks() bool   { return true }
+func (k *knockdPeer) output() []byte { return procOutput(k.proc) }
 
 func (k *knockdPeer) start(ctx context.Context, e *env, r *rig) error {
 	dir := filepath.Join(r.dir, "knockd")
@@ -311,8 +322,9 @@ func (f *fwknopdPeer) name() string {
 	}
 	return "fwknopd pcap"
 }
-func (f *fwknopdPeer) pid() int     { return f.proc.PID() }
-func (f *fwknopdPeer) knocks() bool { return false }
+func (f *fwknopdPeer) pid() int       { return f.proc.PID() }
+func (f *fwknopdPeer) knocks() bool   { return false }
+func (f *fwknopdPeer) output() []byte { return procOutput(f.proc) }
 
 func (f *fwknopdPeer) start(ctx context.Context, e *env, r *rig) error {
 	dir := filepath.Join(r.dir, "fwknopd")
