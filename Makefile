@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build demo test fuzz bench clean deb
+.PHONY: build demo test fuzz bench bench-suite clean deb
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sesame ./cmd/sesame
@@ -15,6 +15,10 @@ demo: build
 
 test:
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+# The benchmark suite against knockd and fwknopd (root; ~10 min, -quick ~4).
+bench-suite:
+	$(GO) run ./bench
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
