@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"github.com/sesame-gw/sesame/internal/firewall"
+	"github.com/sesame-gw/sesame/internal/spagw"
 	"io"
 	"log/slog"
 	"os"
@@ -28,6 +30,10 @@ func runCheck(path string, kd *knockdFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	gc := engineConfig(cfg, slog.New(slog.DiscardHandler))
+	if port, ok := cfg.SPAPort(); ok {
+		// What the engine derives from the native SPA handler's shape.
+		gc.Layout.Datagrams = firewall.DatagramFilter{Ports: []uint16{port.Port}, Shapes: []firewall.DatagramShape{spagw.DatagramShape()}}
+	}
 	text, err := nftlisting.Render(gc.Layout, nftlisting.Default())
 	if err != nil {
 		return fmt.Errorf("%s: the firewall would refuse this layout: %w", path, err)

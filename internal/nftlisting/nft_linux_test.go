@@ -79,6 +79,11 @@ func TestRenderRoundTripsThroughNft(t *testing.T) {
 		{"bulk", firewall.Layout{Protected: []service.Service{tcp(22)}, Watched: []service.Service{udp(62201)}, LogGroup: 7,
 			BulkLogGroup: 8, LogRate: 5000}, Default()},
 		{"bulk default rate", firewall.Layout{Protected: []service.Service{tcp(22)}, LogGroup: 100, BulkLogGroup: 99}, Default()},
+		{"spa prefilter", firewall.Layout{Protected: []service.Service{tcp(22)}, Watched: []service.Service{udp(62201), udp(4000)}, LogGroup: 7,
+			BulkLogGroup: 8, LogRate: 2000, Datagrams: firewall.DatagramFilter{Ports: []uint16{62201, 4000, 62201},
+				Shapes: []firewall.DatagramShape{{MinLen: 89, MaxLen: 1232, FirstBytes: []byte{0xd3}}, {MinLen: 140, MaxLen: 1500, FirstBytes: []byte("89+/")}}}}, Default()},
+		{"spa prefilter any first byte", firewall.Layout{Protected: []service.Service{tcp(22)}, Watched: []service.Service{udp(62201)}, LogGroup: 7,
+			Datagrams: firewall.DatagramFilter{Ports: []uint16{62201}, Shapes: []firewall.DatagramShape{{MinLen: 10, MaxLen: 100}}}}, Default()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

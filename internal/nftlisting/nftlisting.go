@@ -117,6 +117,7 @@ func Render(l firewall.Layout, opt Options) (string, error) {
 			fmt.Sprintf("meta l4proto . th dport @watched log group %d queue-threshold %d drop", l.BulkLogGroup, firewall.BulkQueueThreshold),
 		}
 	}
+	watchedRules = append(datagramRules(l, group), watchedRules...)
 	fmt.Fprintf(&b, "\tchain input {\n\t\ttype filter hook input priority %s; policy accept;\n", priority(opt.Priority))
 	rules := []string{
 		ifaceRule,
@@ -294,4 +295,38 @@ func priority(p int32) string {
 		}
 	}
 	return fmt.Sprint(p)
+}
+
+// datagramRules are the in-kernel pre-filter rules of l.Datagrams, per SPA
+// port in port order, as the backend installs them (its datagramRules):
+// the length range, the first byte when the shapes restrict it, and with a
+// bulk group the datagrams' own share of the one-at-a-time group.
+func datagramRules(l firewall.Layout, group string) []string {
+	f := l.Datagrams
+	if !f.Active() {
+		return nil
+	}
+	minLen, maxLen, first := f.Bounds()
+	ports := slices.Clone(f.Ports)
+	slices.Sort(ports)
+	ports = slices.Compact(ports)
+	var out []string
+	for _, p := range ports {
+		out = append(out, fmt.Sprintf("udp dport %d udp length != %d-%d drop", p, minLen+8, maxLen+8))
+		if len(first) > 0 {
+			var cmp []string
+			for _, c := range first {
+				cmp = append(cmp, fmt.Sprintf("@th,64,8 != 0x%02x", c))
+			}
+			out = append(out, fmt.Sprintf("udp dport %d %s drop", p, strings.Join(cmp, " ")))
+		}
+		if l.BulkLogGroup != 0 {
+			rate := l.LogRate
+			if rate == 0 {
+				rate = firewall.DefaultLogRate
+			}
+			out = append(out, fmt.Sprintf("udp dport %d limit rate %d/second burst %d packets %s drop", p, rate, rate, group))
+		}
+	}
+	return out
 }
