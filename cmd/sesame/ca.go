@@ -346,7 +346,7 @@ func runCARevoke(args []string, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprintf(stdout, "revoked %s\n", who)
 	}
-	fmt.Fprintf(stdout, "wrote CRL %v to %s (%d revoked), next update %s\n", info.Number, filepath.Join(*dir, cadir.CRLFile), info.Revoked, caTime(info.NextUpdate))
+	printSignedCRL(stdout, *dir, info)
 	return nil
 }
 
@@ -369,7 +369,7 @@ func runCACRL(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote CRL %v to %s (%d revoked), next update %s\n", info.Number, filepath.Join(*dir, cadir.CRLFile), info.Revoked, caTime(info.NextUpdate))
+	printSignedCRL(stdout, *dir, info)
 	return nil
 }
 
@@ -399,4 +399,9 @@ func runCAList(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Serial, e.Name, e.Status(now), caTime(e.NotAfter), strings.Join(e.Allow, ","), e.MaxDuration, gw)
 	}
 	return tw.Flush()
+}
+
+// printSignedCRL reports a freshly signed CRL.
+func printSignedCRL(w io.Writer, dir string, info pki.CRLInfo) {
+	fmt.Fprintf(w, "wrote CRL %v to %s (%d revoked), next update %s\n", info.Number, filepath.Join(dir, cadir.CRLFile), info.Revoked, caTime(info.NextUpdate))
 }
