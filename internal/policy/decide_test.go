@@ -172,12 +172,19 @@ func TestSet(t *testing.T) {
 	if got := s.Expired(now); !slices.Equal(got, []string{"phone"}) {
 		t.Errorf("Expired = %v", got)
 	}
+	var names []string
+	for _, c := range s.All() {
+		names = append(names, c.Name)
+	}
+	if !slices.Equal(names, []string{"laptop", "phone"}) {
+		t.Errorf("All = %v, want sorted by name", names)
+	}
 	a.Key[0] ^= 1 // the Set keeps its own copy
 	if _, ok := s.ByKey(key(1)); !ok {
 		t.Error("Set aliases the caller's key")
 	}
 	var nilSet *Set
-	if _, ok := nilSet.ByKey(key(1)); ok || nilSet.Len() != 0 {
+	if _, ok := nilSet.ByKey(key(1)); ok || nilSet.Len() != 0 || nilSet.All() != nil {
 		t.Error("nil Set is not empty")
 	}
 }

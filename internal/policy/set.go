@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -88,6 +89,20 @@ func (s *Set) ByName(name string) (*Client, bool) {
 	}
 	c, ok := s.byName[name]
 	return c, ok
+}
+
+// All returns the clients sorted by name (for `sesame status`). They
+// must not be modified.
+func (s *Set) All() []*Client {
+	if s == nil {
+		return nil
+	}
+	out := make([]*Client, 0, len(s.byName))
+	for _, c := range s.byName {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *Client) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // Len is the number of clients.
