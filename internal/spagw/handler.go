@@ -61,6 +61,8 @@ type Handler struct {
 	cur    atomic.Pointer[spa.Opener[*policy.Client]]
 	replay Replay
 	log    *slog.Logger
+
+	settings atomic.Pointer[Settings] // in force, for Clients (clients.go)
 }
 
 var _ gateway.DatagramHandler = (*Handler)(nil)
@@ -105,6 +107,7 @@ func (h *Handler) Update(s Settings) error {
 		return fmt.Errorf("spagw: %w", err)
 	}
 	h.cur.Store(o)
+	h.settings.Store(&s)
 	return nil
 }
 
