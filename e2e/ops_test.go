@@ -242,8 +242,16 @@ func TestOpsStatusRevokeAuditMetrics(t *testing.T) {
 	if kinds["reset"].Reason == "" || kinds["reject"].Reason != "service-not-allowed" || kinds["grant"].Door != "ssh" {
 		t.Fatalf("recent decisions: %+v", st.Recent)
 	}
+	wantClients := []string{
+		fmt.Sprintf("laptop (spa key) → %d/tcp %d/tcp for up to 1m0s", svcPort, unaskedPort),
+		fmt.Sprintf("phone (spa key) → %d/tcp for up to 1m0s", outsidePort),
+	}
+	if !slices.Equal(st.Clients, wantClients) {
+		t.Errorf("status clients %q, want %q", st.Clients, wantClients)
+	}
 	text, _, code := sesameCmd(t, "status", "--socket", f.sock)
-	if code != 0 || !strings.Contains(text, "grants live (1):") || !strings.Contains(text, b.Client4.String()) {
+	if code != 0 || !strings.Contains(text, "grants live (1):") || !strings.Contains(text, b.Client4.String()) ||
+		!strings.Contains(text, "clients (2):\n  "+wantClients[0]+"\n") {
 		t.Fatalf("sesame status: %d\n%s", code, text)
 	}
 	t.Logf("sesame status:\n%s", text)

@@ -156,6 +156,19 @@ func TestPrintStatusRecentLimit(t *testing.T) {
 	}
 }
 
+func TestPrintStatusClients(t *testing.T) {
+	st := gateway.Status{Clients: []string{
+		"laptop (spa key) → 22/tcp for up to 1m0s",
+		`certificates of CA "Example Root" (spa cert) → as certified for as certified`,
+	}}
+	var b strings.Builder
+	printStatus(&b, st, 5, time.Now())
+	want := "\nclients (2):\n  laptop (spa key) → 22/tcp for up to 1m0s\n  certificates of CA \"Example Root\" (spa cert) → as certified for as certified\n"
+	if !strings.Contains(b.String(), want) {
+		t.Fatalf("%s\nwant the clients block\n%s", b.String(), want)
+	}
+}
+
 func gatewayStatusWith(n int) gateway.Status {
 	var st gateway.Status
 	for i := range n {

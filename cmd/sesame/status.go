@@ -65,7 +65,11 @@ func printStatus(w io.Writer, st gateway.Status, recent int, now time.Time) {
 		fmt.Fprintf(tw, "  %s\t%s\t→ %s\tfor %s\n", d.Name, strings.Join(d.Sequence, " "), strings.Join(d.Open, " "), d.Duration)
 	}
 	if len(st.Clients) > 0 {
-		fmt.Fprintf(tw, "\nclients (%d): %s\n", len(st.Clients), strings.Join(st.Clients, ", "))
+		// One per line: an SPA client's line has spaces and commas.
+		fmt.Fprintf(tw, "\nclients (%d):\n", len(st.Clients))
+		for _, c := range st.Clients {
+			fmt.Fprintf(tw, "  %s\n", c)
+		}
 	}
 	fmt.Fprintf(tw, "\ngrants live (%d):\n", len(st.Grants))
 	for _, g := range st.Grants {
