@@ -181,11 +181,8 @@ func (o *Opener[C]) Open(b []byte, now time.Time) (*Opened[C], error) {
 	}
 	ts := time.UnixMilli(p.ts)
 	skew := now.Sub(ts)
-	switch {
-	case skew > o.window:
-		return nil, fmt.Errorf("%w: timestamp %v in the past (window ±%v)", ErrStale, skew, o.window)
-	case skew < -o.window:
-		return nil, fmt.Errorf("%w: timestamp %v in the future (window ±%v)", ErrStale, -skew, o.window)
+	if skew > o.window || skew < -o.window {
+		return nil, &StaleError[C]{Client: client, Skew: skew, Window: o.window}
 	}
 	return &Opened[C]{
 		Client:      client,
