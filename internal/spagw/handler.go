@@ -165,11 +165,13 @@ func (h *Handler) Handle(now time.Time, src, _ netip.Addr, payload []byte) gatew
 // so is every certificate refusal (pki.IsReason: expired, revoked,
 // unknown-ca, bad-signature, not-authorized, stale-crl, no-crl, ...),
 // whose detail names the certificate (common name, serial) or the CRL;
-// a stale packet has a verified signature, but Open does not return its
-// client, so the detail carries only the skew.
+// a stale packet has a verified signature, so it names its client.
 func openVerdict(err error) gateway.Verdict {
 	r := spa.ReasonOf(err)
 	v := gateway.Verdict{Reason: string(r), Detail: detail(err, string(r))}
+	if se := (*spa.StaleError[*policy.Client])(nil); errors.As(err, &se) && se.Client != nil {
+		v.Client = se.Client.Name
+	}
 	switch {
 	case r == spa.ErrCredential, r == spa.ErrUnknownKey, r == spa.ErrSignature, r == spa.ErrStale, pki.IsReason(r):
 	case r == "":
