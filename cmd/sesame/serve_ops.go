@@ -130,8 +130,19 @@ func (o *ops) open(mode opsMode, keys config.Ops) {
 		}
 	}
 	var err error
-	if o.ctl, err = control.Listen(keys.ControlSocket, o, control.Options{Logger: o.log}); err != nil {
-		o.log.Error("running WITHOUT the control socket: sesame status, reload and revoke will not reach this daemon (SIGHUP still reloads)", "err", err)
+	switch o.ctl, err = control.Listen(keys.ControlSocket, o, control.Options{Logger: o.log}); {
+	case errors.Is(err, control.ErrInUse):
+		// Another live daemon's: taking it over would leave that daemon
+		// unreachable, so this one goes without.
+		o.log.Error("running WITHOUT the control socket: "+keys.ControlSocket+" belongs to another running sesame daemon and is not taken over; "+
+			"sesame status, reload and revoke reach that daemon, not this one (SIGHUP still reloads this one). "+
+			"Give each daemon its own [gateway] control_socket (serve --control-socket without -c)",
+			"path", keys.ControlSocket, "key", "control_socket")
+	case err != nil:
+		o.log.Error("running WITHOUT the control socket: sesame status, reload and revoke will not reach this daemon (SIGHUP still reloads)",
+			"path", keys.ControlSocket, "key", "control_socket", "err", err)
+	default:
+		o.log.Info("control socket", "path", keys.ControlSocket)
 	}
 }
 

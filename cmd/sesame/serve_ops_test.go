@@ -20,8 +20,10 @@ import (
 	"github.com/sesame-gw/sesame/internal/capture/capturetest"
 	"github.com/sesame-gw/sesame/internal/config"
 	"github.com/sesame-gw/sesame/internal/control"
+	"github.com/sesame-gw/sesame/internal/firewall"
 	"github.com/sesame-gw/sesame/internal/firewall/firewalltest"
 	"github.com/sesame-gw/sesame/internal/gateway"
+	"github.com/sesame-gw/sesame/internal/metrics"
 	"github.com/sesame-gw/sesame/internal/packet"
 	"github.com/sesame-gw/sesame/internal/service"
 )
@@ -304,3 +306,44 @@ func readAudit(t *testing.T, path string) []audit.Record {
 	}
 	return out
 }
+
+// A second daemon configured with a live daemon's control_socket does not
+// take it over: it says so, naming the path and the key, and status keeps
+// reaching the first daemon. A socket left by a dead daemon is taken.
+func TestControlSocketOfAnotherDaemon(t *testing.T) {
+	b := newOpsBench(t)
+	var second lockedBuffer
+	o := newOps(slog.New(slog.NewTextHandler(&second, nil)), "second.toml", func(string) {}, opsNotes{})
+	o.open(idleMode{}, config.Ops{ControlSocket: b.sock})
+	o.close()
+	for _, want := range []string{"running WITHOUT the control socket", b.sock + " belongs to another running sesame daemon and is not taken over",
+		"control_socket", "path=" + b.sock} {
+		if !strings.Contains(second.String(), want) {
+			t.Errorf("second daemon's log lacks %q:\n%s", want, second.String())
+		}
+	}
+	if _, err := control.Status(context.Background(), b.sock); err != nil {
+		t.Fatalf("the first daemon lost its socket: %v", err)
+	}
+	b.stop()
+
+	// The first daemon is gone: the next one gets the path.
+	var third lockedBuffer
+	o = newOps(slog.New(slog.NewTextHandler(&third, nil)), "third.toml", func(string) {}, opsNotes{})
+	o.open(idleMode{}, config.Ops{ControlSocket: b.sock})
+	defer o.close()
+	if o.ctl == nil || strings.Contains(third.String(), "WITHOUT") || !strings.Contains(third.String(), "msg=\"control socket\" path="+b.sock) {
+		t.Fatalf("after the first daemon stopped: ctl %v\n%s", o.ctl, third.String())
+	}
+}
+
+// idleMode is an opsMode that serves nothing.
+type idleMode struct{}
+
+func (idleMode) Status(context.Context) (gateway.Status, error) { return gateway.Status{}, nil }
+func (idleMode) Revoke(context.Context, netip.Addr, service.Service) ([]firewall.Grant, error) {
+	return nil, nil
+}
+func (idleMode) reload(context.Context) (config.Ops, error) { return config.Ops{}, nil }
+func (idleMode) metricSources() metrics.Sources             { return metrics.Sources{} }
+func (idleMode) release()                                   {}

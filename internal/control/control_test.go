@@ -190,6 +190,65 @@ func TestStaleSocketReplacedOthersKept(t *testing.T) {
 	}
 }
 
+// The lock file marks a live daemon even when its socket looks dead (a
+// daemon too busy to accept, or between binding and renaming): Listen
+// refuses and leaves the socket alone. Once the lock is released, the
+// same stale socket is replaced.
+func TestLockHeldIsInUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "control.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close() // refuses connections: stale, were it not for the lock
+	held, err := lockFile(path + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Lstat(path)
+	if _, err := Listen(path, &fakeHandler{}, Options{}); !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Listen with the lock held: %v, want ErrInUse naming %s", err, path)
+	}
+	if after, err := os.Lstat(path); err != nil || !os.SameFile(before, after) {
+		t.Fatalf("Listen touched the socket of a locked daemon: %v", err)
+	}
+	held.Close()
+	s, err := Listen(path, &fakeHandler{}, Options{})
+	if err != nil {
+		t.Fatalf("stale socket after the lock is released: %v", err)
+	}
+	s.Close()
+	if _, err := os.Stat(path + ".lock"); err != nil {
+		t.Fatalf("lock file removed: %v", err)
+	}
+	// Close released the lock: the next daemon gets it.
+	s, err = Listen(path, &fakeHandler{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}
+
+// A live socket whose owner takes no lock (an older daemon, another
+// program) is not taken over either.
+func TestLiveSocketWithoutLockIsInUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "control.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := Listen(path, &fakeHandler{}, Options{}); !errors.Is(err, ErrInUse) {
+		t.Fatalf("Listen on another program's live socket: %v", err)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("the live socket was replaced: %v", err)
+	}
+	c.Close()
+}
+
 // Close removes only its own socket: a newer daemon's stays.
 func TestCloseKeepsAnotherDaemonsSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "control.sock")
@@ -198,6 +257,7 @@ func TestCloseKeepsAnotherDaemonsSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	s1.ln.Close() // s1 is dead but has not removed its file
+	s1.lock.Close()
 	s2, err := Listen(path, &fakeHandler{}, Options{})
 	if err != nil {
 		t.Fatal(err)

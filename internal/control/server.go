@@ -43,15 +43,26 @@ type Server struct {
 	h    Handler
 	opt  Options
 	ln   *net.UnixListener
-	ino  uint64 // the socket file's inode, to remove only our own
+	ino  uint64   // the socket file's inode, to remove only our own
+	lock *os.File // holds the flock on path+".lock"; nil where unsupported
 	sem  chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
 }
 
 // Listen creates the socket at path (mode 0600; its directory 0755 if
-// missing). A socket left by a dead daemon is replaced; a live one is
-// not (ErrInUse), nor is anything that is not a socket.
+// missing). Every host's daemons share the default path, so Listen never
+// takes a socket over from a live daemon:
+//
+//   - the Server holds an exclusive flock(2) on path+".lock" until Close
+//     (the kernel drops it when the process dies): a held lock is a live
+//     daemon, ErrInUse, even one too busy to accept;
+//   - a socket at path that accepts a connection is a live daemon too
+//     (one that takes no lock), ErrInUse;
+//   - a socket that refuses connections (ECONNREFUSED: nobody listens) was
+//     left by a dead daemon and is replaced;
+//   - anything else at path (a file, a socket whose state cannot be told)
+//     is left alone and an error returned.
 func Listen(path string, h Handler, opt Options) (*Server, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
@@ -68,13 +79,27 @@ func Listen(path string, h Handler, opt Options) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
+	lock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("control: %s: %w", path, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			lock.Close()
+		}
+	}()
 	if st, err := os.Lstat(path); err == nil {
 		if st.Mode().Type() != fs.ModeSocket {
 			return nil, fmt.Errorf("control: %s exists and is not a socket", path)
 		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c, err := net.DialTimeout("unix", path, time.Second)
+		switch {
+		case err == nil:
 			c.Close()
 			return nil, fmt.Errorf("control: %s: %w", path, ErrInUse)
+		case !errors.Is(err, syscall.ECONNREFUSED):
+			return nil, fmt.Errorf("control: %s: cannot tell whether a daemon listens, not replacing it: %w", path, err)
 		}
 	}
 	// Bind under a temporary name, restrict it, then rename it into place:
@@ -97,7 +122,8 @@ func Listen(path string, h Handler, opt Options) (*Server, error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return fail(err)
 	}
-	s := &Server{path: path, h: h, opt: opt, ln: ln, sem: make(chan struct{}, opt.Conns)}
+	s := &Server{path: path, h: h, opt: opt, ln: ln, lock: lock, sem: make(chan struct{}, opt.Conns)}
+	ok = true
 	if st, err := os.Lstat(path); err == nil {
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 			s.ino = sys.Ino
@@ -147,6 +173,11 @@ func (s *Server) Close() error {
 			if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Ino == s.ino {
 				os.Remove(s.path)
 			}
+		}
+		// The lock file stays: removing it could let two daemons lock
+		// two different files of the same name.
+		if s.lock != nil {
+			s.lock.Close()
 		}
 	})
 	return err
