@@ -43,8 +43,8 @@ const noConfig = "(none: serve --fwknop-access without -c; restart to apply acce
 
 // loadConfig is serve's config.Load(*path): with --fwknop-access and no
 // -c, no sesame.toml is read, the [gateway] defaults apply (knockd mode's
-// --log-level and --log-format are honoured too) and *path becomes
-// noConfig.
+// --log-level, --log-format, --control-socket, --audit-log and
+// --metrics-listen are honoured too) and *path becomes noConfig.
 func (f *fwknopFlags) loadConfig(fs *flag.FlagSet, path *string, kd *knockdFlags) (*config.Config, error) {
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
@@ -69,6 +69,13 @@ func (f *fwknopFlags) loadConfig(fs *flag.FlagSet, path *string, kd *knockdFlags
 	}
 	if set["log-format"] {
 		cfg.Gateway.LogFormat = kd.logFormat
+	}
+	if set["control-socket"] || set["audit-log"] || set["metrics-listen"] {
+		ops, err := kd.opsKeys()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Gateway.Ops = ops
 	}
 	return cfg, nil
 }

@@ -62,9 +62,9 @@ func addKnockdFlags(fs *flag.FlagSet) *knockdFlags {
 	fs.BoolVar(&k.keepPending, "keep-pending", false, "knockd mode: at shutdown keep pending stop commands for the next start instead of running them now")
 	fs.StringVar(&k.logLevel, "log-level", "info", "knockd mode: debug, info, warn or error")
 	fs.StringVar(&k.logFormat, "log-format", "text", "knockd mode: text or json")
-	fs.StringVar(&k.ops.ControlSocket, "control-socket", config.DefaultControlSocket, "knockd mode: the control socket of sesame status, reload and revoke")
-	fs.StringVar(&k.ops.AuditLog, "audit-log", "", "knockd mode: append a JSON line per decision to this file (default: none)")
-	fs.StringVar(&k.ops.MetricsListen, "metrics-listen", "", "knockd mode: serve Prometheus metrics on IP:PORT, or PORT on 127.0.0.1 (default: none)")
+	fs.StringVar(&k.ops.ControlSocket, "control-socket", config.DefaultControlSocket, "knockd and fwknop-only modes: the control socket of sesame status, reload and revoke")
+	fs.StringVar(&k.ops.AuditLog, "audit-log", "", "knockd and fwknop-only modes: append a JSON line per decision to this file (default: none)")
+	fs.StringVar(&k.ops.MetricsListen, "metrics-listen", "", "knockd and fwknop-only modes: serve Prometheus metrics on IP:PORT, or PORT on 127.0.0.1 (default: none)")
 	return k
 }
 
