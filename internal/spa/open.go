@@ -122,7 +122,7 @@ func NewOpener[C any](gw *ecdh.PrivateKey, resolve Resolver[C], window time.Dura
 	if window == 0 {
 		window = DefaultWindow
 	}
-	priv, err := hpke.NewDHKEMPrivateKey(gw)
+	priv, err := hpke.NewDHKEMPrivateKey(newX25519Key(gw))
 	if err != nil {
 		return nil, fmt.Errorf("spa: %w", err)
 	}
@@ -176,7 +176,8 @@ func (o *Opener[C]) Open(b []byte, now time.Time) (*Opened[C], error) {
 		}
 		return nil, err
 	}
-	if err := verify(signer, transcript(o.gw, enc, p.body), p.sig); err != nil {
+	var tb [maxTranscript]byte // no allocation: verify does not retain it
+	if err := verify(signer, appendTranscript(tb[:0], o.gw, enc, p.body), p.sig); err != nil {
 		return nil, err
 	}
 	ts := time.UnixMilli(p.ts)
