@@ -187,12 +187,12 @@ func (r *reader) u64() uint64 {
 
 // parsePlaintext decodes pt strictly: every field valid, nothing trailing.
 // Errors wrap ErrMalformed.
-func parsePlaintext(pt []byte) (*plaintext, error) {
-	bad := func(format string, a ...any) (*plaintext, error) {
-		return nil, fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, a...))
+func parsePlaintext(pt []byte) (plaintext, error) {
+	bad := func(format string, a ...any) (plaintext, error) {
+		return plaintext{}, fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, a...))
 	}
 	r := &reader{b: pt}
-	p := &plaintext{}
+	var p plaintext
 	p.cred.Kind = CredentialKind(r.u8())
 	credLen := int(r.u16())
 	if r.bad {

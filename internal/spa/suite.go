@@ -72,7 +72,16 @@ func prefilterKey(gw []byte) []byte {
 
 // transcript is what the client signs: label || header || gw || enc || body.
 func transcript(gw, enc, body []byte) []byte {
-	t := make([]byte, 0, len(labelSignature)+headerSize+len(gw)+len(enc)+len(body))
+	return appendTranscript(make([]byte, 0, len(labelSignature)+headerSize+len(gw)+len(enc)+len(body)), gw, enc, body)
+}
+
+// maxTranscript bounds the transcript of any datagram Open accepts (the
+// body is part of the plaintext, shorter than MaxSize), so Open can build
+// it in a stack buffer.
+const maxTranscript = len(labelSignature) + headerSize + 32 + encSize + MaxSize
+
+// appendTranscript appends the transcript to t.
+func appendTranscript(t, gw, enc, body []byte) []byte {
 	t = append(t, labelSignature...)
 	t = append(t, header[:]...)
 	t = append(t, gw...)
