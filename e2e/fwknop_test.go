@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -71,6 +72,12 @@ func fwkSetup(t testing.TB, dir, access string) []string {
 func startServe(t *testing.T, b *netns.Bench, args ...string) *gateway {
 	t.Helper()
 	g := &gateway{t: t, b: b}
+	if i := slices.Index(args, "-c"); i >= 0 && i+1 < len(args) {
+		g.sock = ownControlSocketFile(t, args[i+1], controlSocket(t))
+	} else {
+		args = withControlSocket(t, args)
+		g.sock = args[slices.Index(args, "--control-socket")+1]
+	}
 	restart := func() {
 		p, err := b.Start(b.GW, append([]string{sesameBin, "serve"}, args...)...)
 		if err != nil {
@@ -465,7 +472,7 @@ func BenchmarkFwknopToOpenSesame(b *testing.B) {
 	bench := benchSetup(b)
 	netnstest.RequireBinary(b, "fwknop")
 	k := newFwkKeys(b, "sha256")
-	args := fwkSetup(b, b.TempDir(), k.stanza(fmt.Sprintf("OPEN_PORTS tcp/%d", svcPort)))
+	args := withControlSocket(b, fwkSetup(b, b.TempDir(), k.stanza(fmt.Sprintf("OPEN_PORTS tcp/%d", svcPort))))
 	p, err := bench.Start(bench.GW, append([]string{sesameBin, "serve"}, args...)...)
 	if err != nil {
 		b.Fatal(err)

@@ -212,8 +212,8 @@ func TestKnockdDifferential(t *testing.T) {
 	}
 	daemons := []*diffDaemon{
 		startDiffDaemon(t, b, root, "knockd", "listening on", "knockd", "-v", "-i", netns.GWIf, "-c", conf),
-		startDiffDaemon(t, b, root, "sesame", "knockd mode ready", sesameBin, "serve", "--knockd-conf", conf, "-i", netns.GWIf, "--state-dir", "state"),
-		startDiffDaemon(t, b, root, "parity", "knockd mode ready", sesameBin, "serve", "--knockd-conf", conf, "-i", netns.GWIf, "--state-dir", "state", "--knockd-parity"),
+		startDiffDaemon(t, b, root, "sesame", "knockd mode ready", withControlSocket(t, []string{sesameBin, "serve", "--knockd-conf", conf, "-i", netns.GWIf, "--state-dir", "state"})...),
+		startDiffDaemon(t, b, root, "parity", "knockd mode ready", withControlSocket(t, []string{sesameBin, "serve", "--knockd-conf", conf, "-i", netns.GWIf, "--state-dir", "state", "--knockd-parity"})...),
 	}
 	corpus := diffCorpus()
 	v4, v6 := addClientAddrs(t, b, 20, 2*len(corpus))

@@ -55,6 +55,7 @@ type dropin struct {
 
 func (d *dropin) start() {
 	d.t.Helper()
+	d.args = withControlSocket(d.t, d.args)
 	p, err := d.b.Start(d.b.GW, append([]string{sesameBin, "serve"}, d.args...)...)
 	if err != nil {
 		d.t.Fatal(err)

@@ -69,6 +69,7 @@ func BenchmarkKnockToOpenSesame(b *testing.B) {
 	cfg := fmt.Sprintf("[gateway]\nstate_dir = %q\n[[door]]\nname = \"ssh\"\nsequence = [\"7000\", \"8000\", \"9000\"]\nseq_timeout = \"5s\"\nopen = [\"2222/tcp\"]\nduration = \"30s\"\n", b.TempDir())
 	path := filepath.Join(b.TempDir(), "sesame.toml")
 	os.WriteFile(path, []byte(cfg), 0o600)
+	ownControlSocketFile(b, path, controlSocket(b))
 	p, err := bench.Start(bench.GW, sesameBin, "serve", "-c", path)
 	if err != nil {
 		b.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +50,62 @@ type gateway struct {
 	b    *netns.Bench
 	proc *netns.Proc
 	cfg  string
+	sock string // its control socket, its own (ownControlSocket)
+}
+
+// controlSocket returns a control socket path of the test's own, in a
+// short temporary directory (a unix socket path holds 107 bytes).
+func controlSocket(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "se2e-ctl-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "control.sock")
+}
+
+var gatewayTable = regexp.MustCompile(`(?m)^\[gateway\][ \t]*$`)
+
+// ownControlSocket returns config with control_socket set to sock unless
+// it names one: daemons of concurrent tests (and of other checkouts, or a
+// real sesame on the host) must not share /run/sesame/control.sock. It
+// returns the socket in force.
+func ownControlSocket(config, sock string) (string, string) {
+	if m := regexp.MustCompile(`(?m)^control_socket\s*=\s*"([^"]*)"`).FindStringSubmatch(config); m != nil {
+		return config, m[1]
+	}
+	line := fmt.Sprintf("control_socket = %q", sock)
+	if loc := gatewayTable.FindStringIndex(config); loc != nil {
+		return config[:loc[1]] + "\n" + line + config[loc[1]:], sock
+	}
+	return "[gateway]\n" + line + "\n" + config, sock // no top-level keys in sesame.toml
+}
+
+// ownControlSocketFile is ownControlSocket on the file at path.
+func ownControlSocketFile(t testing.TB, path, sock string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, sock := ownControlSocket(string(b), sock)
+	if c != string(b) {
+		if err := os.WriteFile(path, []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sock
+}
+
+// withControlSocket appends --control-socket (a new path of the test's)
+// to the argv of a flag-configured daemon (knockd mode, fwknop alone)
+// unless it has one.
+func withControlSocket(t testing.TB, argv []string) []string {
+	if slices.Contains(argv, "--control-socket") {
+		return argv
+	}
+	return append(slices.Clip(argv), "--control-socket", controlSocket(t))
 }
 
 // newBench returns a bench, with nft required.
@@ -66,7 +124,7 @@ func startGateway(t *testing.T, b *netns.Bench, config string) *gateway {
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{t: t, b: b, cfg: path}
+	g := &gateway{t: t, b: b, cfg: path, sock: controlSocket(t)}
 	g.start()
 	t.Cleanup(func() {
 		// Remove what the daemon installed so the namespace goes cleanly.
@@ -77,6 +135,7 @@ func startGateway(t *testing.T, b *netns.Bench, config string) *gateway {
 
 func (g *gateway) start() {
 	g.t.Helper()
+	g.sock = ownControlSocketFile(g.t, g.cfg, g.sock) // again: tests rewrite the file
 	p, err := g.b.Start(g.b.GW, sesameBin, "serve", "-c", g.cfg)
 	if err != nil {
 		g.t.Fatal(err)

@@ -443,6 +443,7 @@ func startSPABench(b *testing.B) (*netns.Bench, *spaBench) {
 	s := newSPABench(b)
 	path := filepath.Join(b.TempDir(), "sesame.toml")
 	os.WriteFile(path, []byte(s.config(b.TempDir(), s.clientsWithoutOld)), 0o600)
+	ownControlSocketFile(b, path, controlSocket(b))
 	p, err := bench.Start(bench.GW, sesameBin, "serve", "-c", path)
 	if err != nil {
 		b.Fatal(err)
