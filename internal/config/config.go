@@ -26,7 +26,7 @@ const (
 	DefaultSeqTimeout = 25 * time.Second // knockd's Seq_Timeout
 	DefaultDuration   = 30 * time.Second
 	DefaultLogGroup   = 7
-	DefaultLogRate    = 20000
+	DefaultLogRate    = 2000
 	MaxDuration       = 24 * time.Hour
 )
 

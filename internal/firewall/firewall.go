@@ -33,7 +33,10 @@ type Layout struct {
 	// BulkLogGroup, when non-zero, takes the watched packets beyond
 	// LogRate per second, in batches: under a flood the daemon reads many
 	// packets per system call instead of one, while a lone knock still
-	// goes through LogGroup at once.
+	// goes through LogGroup at once. A source whose packet overflowed to
+	// BulkLogGroup stays there (all its logged packets) until it has been
+	// quiet for BulkSourceTimeout, so that its later packets cannot
+	// overtake the earlier ones through the faster group.
 	BulkLogGroup uint16
 	// LogRate is the packets per second LogGroup takes when BulkLogGroup
 	// is set (0 means DefaultLogRate).
@@ -101,8 +104,20 @@ func (f DatagramFilter) Bounds() (minLen, maxLen int, first []byte) {
 	return minLen, maxLen, slices.Compact(first)
 }
 
-// DefaultLogRate is Layout.LogRate's default.
-const DefaultLogRate = 20000
+// DefaultLogRate is Layout.LogRate's default. Below it every watched
+// packet goes to the one-at-a-time group; beyond it (a flood) the
+// batched group takes the rest at a fraction of the cost per packet.
+const DefaultLogRate = 2000
+
+// BulkSourceTimeout is how long a source stays in the batched group
+// (Layout.BulkLogGroup) after its last watched packet; BulkSources bounds
+// how many sources the kernel remembers there. Beyond the bound, packets
+// over the rate still go to the batched group, without the ordering
+// guarantee.
+const (
+	BulkSourceTimeout = 5 * time.Second
+	BulkSources       = 65536
+)
 
 // BulkQueueThreshold is the NFLOG batch size of Layout.BulkLogGroup.
 const BulkQueueThreshold = 64

@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sesame-gw/sesame/internal/firewall"
 	"github.com/sesame-gw/sesame/internal/service"
@@ -74,25 +75,43 @@ func Render(l firewall.Layout, opt Options) (string, error) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", opt.Table)
-	sets := []struct {
+	type setDef struct {
 		name, typ, flags string
 		delim            delimiter
 		elems            []string
-	}{
-		{"grants4", "ipv4_addr . inet_proto . inet_service", "timeout", everyLine, nil},
-		{"grants6", "ipv6_addr . inet_proto . inet_service", "timeout", everyLine, nil},
-		{"watch4", "ipv4_addr", "timeout", everyLine, nil},
-		{"watch6", "ipv6_addr", "timeout", everyLine, nil},
-		{"protected", "inet_proto . inet_service", "", everyLine, protected},
-		{"watched", "inet_proto . inet_service", "", everyLine, watched},
-		{"allow4", "ipv4_addr", "interval", twoPerLine, allow4},
-		{"allow6", "ipv6_addr", "interval", everyLine, allow6},
-		{"ifaces", "ifname", "", everyLine, ifaces},
+		size             int    // 0: none
+		timeout          string // the set's default timeout, "" none
 	}
+	sets := []setDef{
+		{"grants4", "ipv4_addr . inet_proto . inet_service", "timeout", everyLine, nil, 0, ""},
+		{"grants6", "ipv6_addr . inet_proto . inet_service", "timeout", everyLine, nil, 0, ""},
+		{"watch4", "ipv4_addr", "timeout", everyLine, nil, 0, ""},
+		{"watch6", "ipv6_addr", "timeout", everyLine, nil, 0, ""},
+	}
+	if l.BulkLogGroup != 0 {
+		// The sources of the batched group (see the backend's rules).
+		to := duration(firewall.BulkSourceTimeout)
+		sets = append(sets,
+			setDef{"bulk4", "ipv4_addr", "dynamic,timeout", everyLine, nil, firewall.BulkSources, to},
+			setDef{"bulk6", "ipv6_addr", "dynamic,timeout", everyLine, nil, firewall.BulkSources, to})
+	}
+	sets = append(sets, []setDef{
+		{"protected", "inet_proto . inet_service", "", everyLine, protected, 0, ""},
+		{"watched", "inet_proto . inet_service", "", everyLine, watched, 0, ""},
+		{"allow4", "ipv4_addr", "interval", twoPerLine, allow4, 0, ""},
+		{"allow6", "ipv6_addr", "interval", everyLine, allow6, 0, ""},
+		{"ifaces", "ifname", "", everyLine, ifaces, 0, ""},
+	}...)
 	for _, s := range sets {
 		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n", s.name, s.typ)
+		if s.size != 0 {
+			fmt.Fprintf(&b, "\t\tsize %d\n", s.size)
+		}
 		if s.flags != "" {
 			fmt.Fprintf(&b, "\t\tflags %s\n", s.flags)
+		}
+		if s.timeout != "" {
+			fmt.Fprintf(&b, "\t\ttimeout %s\n", s.timeout)
 		}
 		if len(s.elems) > 0 {
 			fmt.Fprintf(&b, "\t\telements = { %s }\n", s.delim.join(s.elems))
@@ -104,17 +123,35 @@ func Render(l firewall.Layout, opt Options) (string, error) {
 		ifaceRule = "iifname != @ifaces return"
 	}
 	group := fmt.Sprintf("log group %d queue-threshold 1", l.LogGroup)
-	// With a bulk group, watched packets beyond the rate go to it in
-	// batches (see firewall.Layout.BulkLogGroup).
-	watchedRules := []string{"meta l4proto . th dport @watched " + group + " drop"}
+	const port = "meta l4proto . th dport @watched "
+	watchedRules := []string{port + group + " drop"}
+	scanRules := []string{
+		"ct state new ip saddr @watch4 " + group,
+		"ct state new ip6 saddr @watch6 " + group,
+	}
 	if l.BulkLogGroup != 0 {
+		// With a bulk group, watched packets beyond the rate go to it in
+		// batches, and so do all logged packets of their sources while
+		// these are in bulk4/bulk6 (see firewall.Layout.BulkLogGroup and
+		// the backend's rules).
 		rate := l.LogRate
 		if rate == 0 {
 			rate = firewall.DefaultLogRate
 		}
+		batched := fmt.Sprintf("log group %d queue-threshold %d", l.BulkLogGroup, firewall.BulkQueueThreshold)
 		watchedRules = []string{
-			fmt.Sprintf("meta l4proto . th dport @watched limit rate %d/second burst %d packets %s drop", rate, rate, group),
-			fmt.Sprintf("meta l4proto . th dport @watched log group %d queue-threshold %d drop", l.BulkLogGroup, firewall.BulkQueueThreshold),
+			port + "ip saddr @bulk4 update @bulk4 { ip saddr } " + batched + " drop",
+			port + "ip6 saddr @bulk6 update @bulk6 { ip6 saddr } " + batched + " drop",
+			fmt.Sprintf(port+"limit rate %d/second burst %d packets %s drop", rate, rate, group),
+			port + "update @bulk4 { ip saddr } " + batched + " drop",
+			port + "update @bulk6 { ip6 saddr } " + batched + " drop",
+			port + batched + " drop",
+		}
+		scanRules = []string{
+			"ct state new ip saddr @watch4 ip saddr @bulk4 " + batched,
+			"ct state new ip saddr @watch4 ip saddr != @bulk4 " + group,
+			"ct state new ip6 saddr @watch6 ip6 saddr @bulk6 " + batched,
+			"ct state new ip6 saddr @watch6 ip6 saddr != @bulk6 " + group,
 		}
 	}
 	watchedRules = append(datagramRules(l, group), watchedRules...)
@@ -126,9 +163,8 @@ func Render(l firewall.Layout, opt Options) (string, error) {
 		"ip6 saddr @allow6 accept",
 	}
 	rules = append(rules, watchedRules...)
+	rules = append(rules, scanRules...)
 	for _, r := range append(rules,
-		"ct state new ip saddr @watch4 "+group,
-		"ct state new ip6 saddr @watch6 "+group,
 		"ip saddr . meta l4proto . th dport @grants4 accept",
 		"ip6 saddr . meta l4proto . th dport @grants6 accept",
 		"meta l4proto . th dport @protected drop",
@@ -137,6 +173,27 @@ func Render(l firewall.Layout, opt Options) (string, error) {
 	}
 	b.WriteString("\t}\n}\n")
 	return b.String(), nil
+}
+
+// duration writes d as nft lists a timeout (nftables src/datatype.c,
+// time_print): days, hours, minutes, seconds and milliseconds, the zero
+// parts left out.
+func duration(d time.Duration) string {
+	ms := d.Milliseconds()
+	var b strings.Builder
+	for _, u := range []struct {
+		ms   int64
+		unit string
+	}{{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}} {
+		if n := ms / u.ms; n > 0 {
+			fmt.Fprintf(&b, "%d%s", n, u.unit)
+			ms -= n * u.ms
+		}
+	}
+	if b.Len() == 0 {
+		return "0s"
+	}
+	return b.String()
 }
 
 // delimiter is how nft separates the elements of a set in a listing

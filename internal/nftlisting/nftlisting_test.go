@@ -103,11 +103,20 @@ func TestRenderBulkGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "\t\tip6 saddr @allow6 accept\n" +
-		"\t\tmeta l4proto . th dport @watched limit rate 20000/second burst 20000 packets log group 7 queue-threshold 1 drop\n" +
+		"\t\tmeta l4proto . th dport @watched ip saddr @bulk4 update @bulk4 { ip saddr } log group 8 queue-threshold 64 drop\n" +
+		"\t\tmeta l4proto . th dport @watched ip6 saddr @bulk6 update @bulk6 { ip6 saddr } log group 8 queue-threshold 64 drop\n" +
+		"\t\tmeta l4proto . th dport @watched limit rate 2000/second burst 2000 packets log group 7 queue-threshold 1 drop\n" +
+		"\t\tmeta l4proto . th dport @watched update @bulk4 { ip saddr } log group 8 queue-threshold 64 drop\n" +
+		"\t\tmeta l4proto . th dport @watched update @bulk6 { ip6 saddr } log group 8 queue-threshold 64 drop\n" +
 		"\t\tmeta l4proto . th dport @watched log group 8 queue-threshold 64 drop\n" +
-		"\t\tct state new ip saddr @watch4 log group 7 queue-threshold 1\n"
+		"\t\tct state new ip saddr @watch4 ip saddr @bulk4 log group 8 queue-threshold 64\n" +
+		"\t\tct state new ip saddr @watch4 ip saddr != @bulk4 log group 7 queue-threshold 1\n"
 	if !strings.Contains(got, want) {
 		t.Fatalf("no split watched rule in\n%s", got)
+	}
+	sets := "\tset bulk4 {\n\t\ttype ipv4_addr\n\t\tsize 65536\n\t\tflags dynamic,timeout\n\t\ttimeout 5s\n\t}\n"
+	if !strings.Contains(got, sets) {
+		t.Fatalf("no bulk4 set in\n%s", got)
 	}
 }
 

@@ -25,6 +25,8 @@ const (
 	setAllow4    = "allow4"
 	setAllow6    = "allow6"
 	setIfaces    = "ifaces"
+	setBulk4     = "bulk4"
+	setBulk6     = "bulk6"
 	chainInput   = "input"
 )
 
@@ -62,6 +64,10 @@ func setDefs(t *nft.Table) map[string]*nft.Set {
 		setAllow4: {Table: t, ID: 7, Name: setAllow4, Interval: true, KeyType: nft.TypeIPAddr},
 		setAllow6: {Table: t, ID: 8, Name: setAllow6, Interval: true, KeyType: nft.TypeIP6Addr},
 		setIfaces: {Table: t, ID: 9, Name: setIfaces, KeyType: nft.TypeIFName, KeyByteOrder: binaryutil.NativeEndian},
+		setBulk4: {Table: t, ID: 10, Name: setBulk4, HasTimeout: true, Dynamic: true, KeyType: nft.TypeIPAddr,
+			KeyByteOrder: binaryutil.BigEndian, Timeout: firewall.BulkSourceTimeout, Size: firewall.BulkSources},
+		setBulk6: {Table: t, ID: 11, Name: setBulk6, HasTimeout: true, Dynamic: true, KeyType: nft.TypeIP6Addr,
+			KeyByteOrder: binaryutil.BigEndian, Timeout: firewall.BulkSourceTimeout, Size: firewall.BulkSources},
 	}
 }
 
@@ -69,6 +75,17 @@ func setDefs(t *nft.Table) map[string]*nft.Set {
 // that survive a Setup come first, so that the listing after a second Setup
 // is the same as after the first.
 var setOrder = []string{setGrants4, setGrants6, setWatch4, setWatch6, setProtected, setWatched, setAllow4, setAllow6, setIfaces}
+
+// setOrderFor is setOrder, with the sources of the batched group (bulk4,
+// bulk6) after the live sets when the layout has a bulk group. The bulk
+// sets are recreated empty by every Setup: they only order packets in
+// flight.
+func setOrderFor(bulk bool) []string {
+	if !bulk {
+		return setOrder
+	}
+	return slices.Concat(setOrder[:4], []string{setBulk4, setBulk6}, setOrder[4:])
+}
 
 // stateSets hold live state (grants, knock progress) and survive a Setup
 // when their definition is unchanged.
@@ -104,7 +121,16 @@ func inputChain(t *nft.Table, prio int32) *nft.Chain {
 //
 // With a bulk group, the watched-port rule is split: up to rate packets per
 // second go to group one at a time; the rest go to bulk in batches of
-// firewall.BulkQueueThreshold.
+// firewall.BulkQueueThreshold, and their sources are remembered in
+// bulk4/bulk6 (dynamic sets with a timeout, refreshed by every packet):
+// the packets of a remembered source go to bulk before the rate is
+// consulted, and so do its new connections to other ports while it is
+// watched. A source's logged packets are thus in one group from its first
+// overflow on, and a later knock cannot overtake an earlier one through
+// the faster group. (The other way round, an earlier packet one at a time
+// and a later one batched, is kept in order by the reader, which drains
+// group first: capture.Merge.) When a bulk set is full, the update fails,
+// the rule does not match, and a last rule sends the packet to bulk.
 //
 // With a datagram filter, two rules per filtered port come right before the
 // watched-port rules: datagrams whose length or first byte fits none of the
@@ -161,16 +187,56 @@ func rules(sets map[string]*nft.Set, group, bulk uint16, rate uint32, onlyIfaces
 
 	ifaceLookup := lookup(reg1, setIfaces)
 	ifaceLookup.Invert = onlyIfaces
+	watchedPort := func() []expr.Any { return one(l4proto(reg1), dport(reg32_1), lookup(reg1, setWatched)) }
 	// meta l4proto . th dport @watched log group G queue-threshold 1 drop
-	watched := [][]expr.Any{one(l4proto(reg1), dport(reg32_1), lookup(reg1, setWatched), nflog(), drop)}
+	watched := [][]expr.Any{cat(watchedPort(), one(nflog(), drop))}
+	// ct state new ip saddr @watch4 log group G queue-threshold 1 (and ip6)
+	scans := [][]expr.Any{
+		cat(ctState(expr.CtStateBitNEW), nfproto(unix.NFPROTO_IPV4), one(saddr4, lookup(reg1, setWatch4), nflog())),
+		cat(ctState(expr.CtStateBitNEW), nfproto(unix.NFPROTO_IPV6), one(saddr6, lookup(reg1, setWatch6), nflog())),
+	}
 	if bulk != 0 {
+		batched := func() *expr.Log { return nflogTo(bulk, firewall.BulkQueueThreshold) }
+		family := []struct {
+			proto byte
+			saddr *expr.Payload
+			set   string
+		}{{unix.NFPROTO_IPV4, saddr4, setBulk4}, {unix.NFPROTO_IPV6, saddr6, setBulk6}}
+		update := func(set string) *expr.Dynset {
+			return &expr.Dynset{SrcRegKey: reg1, SetName: set, SetID: sets[set].ID, Operation: unix.NFT_DYNSET_OP_UPDATE}
+		}
+		watched = nil
+		// ... ip saddr @bulk4 update @bulk4 { ip saddr } log group B queue-threshold 64 drop (and ip6)
+		for _, f := range family {
+			watched = append(watched, cat(watchedPort(), nfproto(f.proto),
+				one(f.saddr, lookup(reg1, f.set), f.saddr, update(f.set), batched(), drop)))
+		}
 		// ... limit rate R/second burst R packets log group G queue-threshold 1 drop
-		// ... log group B queue-threshold 64 drop
-		watched = [][]expr.Any{
-			one(l4proto(reg1), dport(reg32_1), lookup(reg1, setWatched),
-				&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(rate), Unit: expr.LimitTimeSecond, Burst: rate},
-				nflog(), drop),
-			one(l4proto(reg1), dport(reg32_1), lookup(reg1, setWatched), nflogTo(bulk, firewall.BulkQueueThreshold), drop),
+		watched = append(watched, cat(watchedPort(),
+			one(&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(rate), Unit: expr.LimitTimeSecond, Burst: rate}, nflog(), drop)))
+		// ... update @bulk4 { ip saddr } log group B queue-threshold 64 drop (and ip6)
+		for _, f := range family {
+			watched = append(watched, cat(watchedPort(), nfproto(f.proto), one(f.saddr, update(f.set), batched(), drop)))
+		}
+		// ... log group B queue-threshold 64 drop (the bulk set is full)
+		watched = append(watched, cat(watchedPort(), one(batched(), drop)))
+		// ct state new ip saddr @watch4 ip saddr @bulk4 log group B queue-threshold 64
+		// ct state new ip saddr @watch4 ip saddr != @bulk4 log group G queue-threshold 1 (and ip6)
+		scans = nil
+		for _, f := range family {
+			watch := map[byte]string{unix.NFPROTO_IPV4: setWatch4, unix.NFPROTO_IPV6: setWatch6}[f.proto]
+			for _, inBulk := range []bool{true, false} {
+				in := lookup(reg1, f.set)
+				in.Invert = !inBulk
+				var log *expr.Log
+				if inBulk {
+					log = batched()
+				} else {
+					log = nflog()
+				}
+				scans = append(scans, cat(ctState(expr.CtStateBitNEW), nfproto(f.proto),
+					one(f.saddr, lookup(reg1, watch), f.saddr, in, log)))
+			}
 		}
 	}
 	watched = append(datagramRules(dg, group, bulk, rate), watched...)
@@ -183,16 +249,13 @@ func rules(sets map[string]*nft.Set, group, bulk uint16, rate uint32, onlyIfaces
 		// ip saddr @allow4 accept; ip6 saddr @allow6 accept
 		cat(nfproto(unix.NFPROTO_IPV4), one(saddr4, lookup(reg1, setAllow4), accept)),
 		cat(nfproto(unix.NFPROTO_IPV6), one(saddr6, lookup(reg1, setAllow6), accept)),
-	}, append(watched, [][]expr.Any{
-		// ct state new ip saddr @watch4 log group G queue-threshold 1 (and ip6)
-		cat(ctState(expr.CtStateBitNEW), nfproto(unix.NFPROTO_IPV4), one(saddr4, lookup(reg1, setWatch4), nflog())),
-		cat(ctState(expr.CtStateBitNEW), nfproto(unix.NFPROTO_IPV6), one(saddr6, lookup(reg1, setWatch6), nflog())),
+	}, slices.Concat(watched, scans, [][]expr.Any{
 		// ip saddr . meta l4proto . th dport @grants4 accept (and ip6)
 		cat(nfproto(unix.NFPROTO_IPV4), one(saddr4, l4proto(reg32_1), dport(reg32_2), lookup(reg1, setGrants4), accept)),
 		cat(nfproto(unix.NFPROTO_IPV6), one(saddr6, l4proto(reg2), dport(reg32_5), lookup(reg1, setGrants6), accept)),
 		// meta l4proto . th dport @protected drop
 		one(l4proto(reg1), dport(reg32_1), lookup(reg1, setProtected), drop),
-	}...)...)
+	})...)
 }
 
 // datagramRules are the pre-filter rules of dg, for each port P:

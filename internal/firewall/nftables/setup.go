@@ -105,7 +105,7 @@ func (f *Firewall) queueSetup(st kernelState, want map[string]*nft.Set, keep map
 			}
 		}
 	}
-	for _, name := range setOrder {
+	for _, name := range setOrderFor(el.bulk != 0) {
 		if keep[name] {
 			continue
 		}
