@@ -115,7 +115,7 @@ func TestFile(t *testing.T) {
 	if es, sk, err := Load(path); err != nil || es != nil || sk != nil {
 		t.Fatalf("Load(missing) = %v %v %v", es, sk, err)
 	}
-	f, err := OpenFile(path)
+	f, err := OpenFile(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Reopening must not write a second header.
-	f, err = OpenFile(path)
+	f, err = OpenFile(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
