@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sesame-gw/sesame/internal/fwknop/digestcache"
@@ -20,7 +21,8 @@ var (
 	ErrFull = errors.New("replay cache full")
 	// ErrPersist: the digest is stored in memory but could not be
 	// written to digest.cache, so a restart would forget it. The packet
-	// must be refused (fail closed).
+	// must be refused (fail closed). (A failed fsync is not an Add
+	// error: the group commit runs after the grant; see Digests.)
 	ErrPersist = errors.New("digest.cache not written")
 )
 
@@ -37,7 +39,20 @@ const DefaultCapacity = 65536
 // on, a packet is acceptable only while |now − timestamp| ≤
 // MAX_SPA_PACKET_AGE and was stored at most that far from its timestamp,
 // so after 2 × MAX_SPA_PACKET_AGE it can never be accepted again anyway
-// (Window). Safe for concurrent use.
+// (Window).
+//
+// Add writes the digest's line into digest.cache (write(2)) before it
+// returns, so a crash or SIGKILL of the daemon right after the grant
+// cannot forget it: the page cache outlives the process. The fsync that
+// makes it durable against a power loss or kernel crash is a group
+// commit off the grant path (digestcache.Options.SyncDelay, at most
+// digestcache.DefaultSyncDelay later, and on Close): a power loss can
+// forget the digests of the last few milliseconds, but it also clears
+// the grants (nftables), and their packets stay acceptable only until
+// MAX_SPA_PACKET_AGE has passed since their timestamp (docs/fwknop.md).
+// Failed fsyncs are logged and counted (SyncErrors).
+//
+// Safe for concurrent use.
 type Digests struct {
 	mu     sync.Mutex
 	m      map[string]digestcache.Entry
@@ -45,10 +60,12 @@ type Digests struct {
 	max    int
 	log    *slog.Logger
 
-	path  string            // "" when not persisted
-	file  *digestcache.File // nil when not persisted
-	lines int               // entry lines in the file, pruned ones included
-	prune time.Time         // last prune
+	path      string            // "" when not persisted
+	file      *digestcache.File // nil when not persisted
+	lines     int               // entry lines in the file, pruned ones included
+	prune     time.Time         // last prune
+	syncDelay time.Duration     // digestcache.Options.SyncDelay
+	syncErrs  atomic.Uint64     // failed background fsyncs, all files
 }
 
 // Window is the time a digest must be kept when packets older than
@@ -63,15 +80,15 @@ func NewDigests(window time.Duration, capacity int) *Digests {
 	if capacity <= 0 {
 		capacity = DefaultCapacity
 	}
-	return &Digests{m: make(map[string]digestcache.Entry), window: window, max: capacity, log: slog.New(slog.DiscardHandler)}
+	return &Digests{m: make(map[string]digestcache.Entry), window: window, max: capacity, log: slog.New(slog.DiscardHandler), syncDelay: digestcache.DefaultSyncDelay}
 }
 
 // OpenDigests loads the digest.cache at path (a missing file is an empty
 // cache), forgets the entries older than window at now, rewrites the file
 // when it dropped any line, and keeps it open for appending. Lines it
 // cannot read are skipped as fwknopd skips them and returned. log
-// receives compaction failures (nil discards). Close the result when the
-// daemon stops.
+// receives compaction and fsync failures (nil discards). Close the result
+// when the daemon stops: Close syncs the last digests to disk.
 func OpenDigests(path string, window time.Duration, capacity int, now time.Time, log *slog.Logger) (*Digests, []digestcache.LineError, error) {
 	d := NewDigests(window, capacity)
 	if log != nil {
@@ -91,7 +108,7 @@ func OpenDigests(path string, window time.Duration, capacity int, now time.Time,
 			return nil, nil, err
 		}
 	}
-	if d.file, err = digestcache.OpenFile(path); err != nil {
+	if d.file, err = d.openFile(); err != nil {
 		return nil, nil, err
 	}
 	d.lines = len(d.m)
@@ -136,7 +153,7 @@ func (d *Digests) Add(e digestcache.Entry) error {
 		return nil
 	}
 	if d.file == nil { // closed, or lost in a failed compaction
-		f, err := digestcache.OpenFile(d.path)
+		f, err := d.openFile()
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrPersist, err)
 		}
@@ -160,8 +177,24 @@ func (d *Digests) Len() int {
 	return len(d.m)
 }
 
-// Close closes the file. A later Add reopens it (a cache is normally
-// closed once, when the daemon stops).
+// SyncErrors is the number of background fsyncs of digest.cache that
+// failed since the Digests was made (each is also logged).
+func (d *Digests) SyncErrors() uint64 { return d.syncErrs.Load() }
+
+// openFile opens d.path for appending with the group commit.
+func (d *Digests) openFile() (*digestcache.File, error) {
+	return digestcache.OpenFile(d.path, digestcache.Options{SyncDelay: d.syncDelay, OnSyncError: d.syncFailed})
+}
+
+// syncFailed runs on a committer goroutine; it must not take d.mu (a
+// compaction holding it waits for the committer to stop).
+func (d *Digests) syncFailed(err error) {
+	d.syncErrs.Add(1)
+	d.log.Error("fwknop: digest.cache fsync failed: recent digests are written but may not survive a power loss", "file", d.path, "err", err)
+}
+
+// Close syncs the last digests to disk and closes the file. A later Add
+// reopens it (a cache is normally closed once, when the daemon stops).
 func (d *Digests) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -223,9 +256,13 @@ func (d *Digests) compact(now time.Time) {
 		d.lines = 2 * len(d.m) // retry after another batch of appends
 		return
 	}
-	d.file.Close()
+	// The old inode is replaced: the new file holds every live digest,
+	// synced. Close stops the old one's committer.
+	if err := d.file.Close(); err != nil {
+		d.log.Warn("fwknop: closing the replaced digest.cache", "file", d.path, "err", err)
+	}
 	d.lines = len(d.m)
-	f, err := digestcache.OpenFile(d.path)
+	f, err := d.openFile()
 	if err != nil {
 		// The next Add reopens it or refuses its packet with ErrPersist.
 		d.log.Error("fwknop: reopening digest.cache after compaction", "file", d.path, "err", err)

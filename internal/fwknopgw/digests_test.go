@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,5 +146,75 @@ func TestOpenDigestsErrors(t *testing.T) {
 	}
 	if _, _, err := OpenDigests(filepath.Join(dir, "missing", "digest.cache"), time.Minute, 0, t0, nil); err == nil {
 		t.Fatal("missing directory accepted")
+	}
+}
+
+// Adds from many goroutines while compactions replace the file and the
+// committers sync it: every digest held in memory is in the file, and
+// Close leaves a file that reads back whole (run with -race). Exactly
+// one grant per packet: TestConcurrentCopies.
+func TestDigestsConcurrentCompaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "digest.cache")
+	d, _, err := OpenDigests(path, time.Hour, 0, t0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.window = 50 * time.Millisecond // a short window: many compactions
+	d.syncDelay = 100 * time.Microsecond
+	var clock atomic.Int64 // milliseconds after t0, shared: roughly in order
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				now := t0.Add(time.Duration(clock.Add(1)) * time.Millisecond)
+				e := entry(i, now) // the 4 goroutines add the same digests
+				err := d.Add(e)
+				if err != nil && !errors.Is(err, ErrReplay) {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	d.mu.Lock()
+	held := make([]string, 0, len(d.m))
+	for k := range d.m {
+		held = append(held, k)
+	}
+	d.mu.Unlock()
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, skipped, err := digestcache.Load(path)
+	if err != nil || len(skipped) != 0 {
+		t.Fatalf("%v %v", skipped, err)
+	}
+	if len(entries) > 4*2000/2 {
+		t.Errorf("%d lines: no compaction", len(entries))
+	}
+	inFile := map[string]bool{}
+	for _, e := range entries {
+		inFile[e.Digest] = true
+	}
+	for _, k := range held {
+		if !inFile[k] {
+			t.Errorf("digest %s held in memory, not in the file", k)
+		}
+	}
+}
+
+// Close syncs the digests the committer had not synced yet; a failed
+// background fsync is counted.
+func TestDigestsSyncErrorsCounted(t *testing.T) {
+	d, _, err := OpenDigests(filepath.Join(t.TempDir(), "digest.cache"), time.Minute, 0, t0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.syncFailed(errors.New("input/output error"))
+	if d.SyncErrors() != 1 {
+		t.Fatalf("SyncErrors = %d", d.SyncErrors())
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
