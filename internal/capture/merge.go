@@ -6,93 +6,154 @@ import (
 	"sync"
 )
 
-// Merge returns a Source that delivers the packets of all srcs (for
-// example the one-at-a-time and the bulk NFLOG groups) in arrival order per
-// source. It honours the Source contract: each underlying source is read
-// by its own goroutine, which hands one packet over and waits until the
-// caller asks for the next before reading again, so payloads stay valid
-// until the next ReadPacket without copying. Closing the merged source
-// closes every source. The first error of any source (other than
-// ErrClosed after Close) is returned by ReadPacket.
+// Backlogger is implemented by sources that can tell how many packets they
+// hold ready for ReadPacket (nflog.Source, capturetest.Source). Merge uses
+// it to keep its priority order while a source's reader is between two
+// packets.
+type Backlogger interface {
+	Len() int
+}
+
+// Merge returns a Source that delivers the packets of all srcs, in
+// priority order: srcs[0] first. ReadPacket returns a packet of a later
+// source only when every earlier source has none ready (nothing handed
+// over, and Len() == 0 for a Backlogger). Each source's own packets keep
+// their order.
+//
+// The priority is what keeps a client's packets in order across the two
+// NFLOG groups (docs/firewall.md): an earlier knock logged one at a time
+// (srcs[0]) is read before a later one that went to the batched group
+// (srcs[1]), even when the daemon has fallen behind, because the batched
+// group is read only when the immediate one is empty. The kernel keeps the
+// other order (a source that went to the batched group stays there).
+//
+// It honours the Source contract: each underlying source is read by its
+// own goroutine, which hands one packet over and waits until the caller
+// asks for the next before reading again, so payloads stay valid until the
+// next ReadPacket without copying. Closing the merged source closes every
+// source. The first error of any source (other than ErrClosed after Close)
+// is returned by ReadPacket.
 func Merge(srcs ...Source) Source {
 	if len(srcs) == 1 {
 		return srcs[0]
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &merged{srcs: srcs, out: make(chan item), cancel: cancel, done: make(chan struct{})}
+	m := &merged{
+		srcs:    srcs,
+		slots:   make([]slot, len(srcs)),
+		wake:    make(chan struct{}, 1),
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		pending: -1,
+	}
 	for i, s := range srcs {
-		ack := make(chan struct{})
-		m.acks = append(m.acks, ack)
+		m.slots[i].ack = make(chan struct{})
 		m.wg.Add(1)
-		go m.pump(ctx, i, s, ack)
+		go m.pump(ctx, i, s)
 	}
 	return m
 }
 
-type item struct {
-	p   Packet
-	err error
-	src int
+// slot is one source's hand-over place: at most one packet (or error).
+type slot struct {
+	full bool // p/err are set; guarded by merged.mu
+	p    Packet
+	err  error
+	ack  chan struct{} // the caller is done with p: read the next
 }
 
 type merged struct {
 	srcs   []Source
-	acks   []chan struct{}
-	out    chan item
+	slots  []slot
+	mu     sync.Mutex    // guards slots[*].full, p, err
+	wake   chan struct{} // capacity 1: a slot was filled
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
 	done   chan struct{}
 
-	mu      sync.Mutex // serializes ReadPacket (one reader at a time)
+	rmu     sync.Mutex // serializes ReadPacket (one reader at a time)
 	pending int        // source whose packet the caller holds, -1 none
-	held    bool
 }
 
-func (m *merged) pump(ctx context.Context, i int, s Source, ack chan struct{}) {
+func (m *merged) pump(ctx context.Context, i int, s Source) {
 	defer m.wg.Done()
+	sl := &m.slots[i]
 	for {
 		p, err := s.ReadPacket(ctx)
+		m.mu.Lock()
+		sl.full, sl.p, sl.err = true, p, err
+		m.mu.Unlock()
 		select {
-		case m.out <- item{p: p, err: err, src: i}:
-		case <-ctx.Done():
-			return
+		case m.wake <- struct{}{}:
+		default: // a wake-up is already pending
 		}
 		if err != nil {
 			return
 		}
 		select {
-		case <-ack:
+		case <-sl.ack:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-func (m *merged) ReadPacket(ctx context.Context) (Packet, error) {
+// next takes the packet of the first source, in priority order, that has
+// one, unless an earlier source has packets ready that its pump has not
+// handed over yet (then it waits for them). ok is false when there is
+// nothing to take now.
+func (m *merged) next() (i int, p Packet, err error, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.held {
-		m.held = false
-		select {
-		case m.acks[m.pending] <- struct{}{}:
-		case <-m.done:
+	for i := range m.slots {
+		sl := &m.slots[i]
+		if sl.full {
+			sl.full = false
+			p, err = sl.p, sl.err
+			sl.p, sl.err = Packet{}, nil
+			return i, p, err, true
+		}
+		if b, isB := m.srcs[i].(Backlogger); isB && b.Len() > 0 {
+			return 0, Packet{}, nil, false // its pump is about to hand one over
 		}
 	}
-	select {
-	case it := <-m.out:
-		if it.err != nil {
-			if errors.Is(it.err, context.Canceled) {
-				return Packet{}, ErrClosed
-			}
-			return Packet{}, it.err
+	return 0, Packet{}, nil, false
+}
+
+func (m *merged) ReadPacket(ctx context.Context) (Packet, error) {
+	m.rmu.Lock()
+	defer m.rmu.Unlock()
+	if m.pending >= 0 {
+		select {
+		case m.slots[m.pending].ack <- struct{}{}:
+		case <-m.done:
 		}
-		m.pending, m.held = it.src, true
-		return it.p, nil
-	case <-ctx.Done():
-		return Packet{}, ctx.Err()
-	case <-m.done:
-		return Packet{}, ErrClosed
+		m.pending = -1
+	}
+	for {
+		select {
+		case <-m.done:
+			return Packet{}, ErrClosed
+		default:
+		}
+		if i, p, err, ok := m.next(); ok {
+			if err != nil {
+				if errors.Is(err, context.Canceled) {
+					return Packet{}, ErrClosed
+				}
+				return Packet{}, err
+			}
+			m.pending = i
+			return p, nil
+		}
+		select {
+		case <-m.wake:
+		case <-ctx.Done():
+			return Packet{}, ctx.Err()
+		case <-m.done:
+			return Packet{}, ErrClosed
+		}
 	}
 }
 

@@ -73,3 +73,50 @@ func TestMergeOneIsIdentity(t *testing.T) {
 		t.Fatal("Merge of one source wraps it")
 	}
 }
+
+// The first source has priority: while it has packets ready, the second
+// source's are not returned, even when they were ready first.
+func TestMergePriority(t *testing.T) {
+	fast, bulk := capturetest.New(0), capturetest.New(0)
+	for i := range 50 {
+		bulk.Inject(pkt(uint16(1000+i), "bulk"))
+	}
+	m := capture.Merge(fast, bulk)
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Let the bulk pump hand its first packet over before fast has any.
+	if p, err := m.ReadPacket(ctx); err != nil || p.DstPort != 1000 {
+		t.Fatalf("first read = %v, %v", p.DstPort, err)
+	}
+	const n = 200
+	for i := range n {
+		fast.Inject(pkt(uint16(i+1), "fast"))
+	}
+	// Whatever the bulk pump held (at most one packet) may come first;
+	// after that, all of fast's packets, in order, before any more bulk,
+	// except that one bulk packet may slip in before fast's last: while
+	// fast's pump carries its last packet over, fast has none queued.
+	next := uint16(1)
+	first, last := 0, 0
+	for next <= n {
+		p, err := m.ReadPacket(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case p.DstPort == next:
+			next++
+		case p.DstPort >= 1000 && next == 1 && first == 0:
+			first++
+		case p.DstPort >= 1000 && next == n && last == 0:
+			last++
+		default:
+			t.Fatalf("got port %d, want fast packet %d", p.DstPort, next)
+		}
+	}
+	p, err := m.ReadPacket(ctx)
+	if err != nil || p.DstPort < 1000 {
+		t.Fatalf("after fast drained: %v, %v", p.DstPort, err)
+	}
+}

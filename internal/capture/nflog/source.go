@@ -109,6 +109,11 @@ func (s *Source) ReadPacket(ctx context.Context) (capture.Packet, error) {
 	}
 }
 
+// Len returns how many packets wait for ReadPacket in the hand-off queue
+// (capture.Backlogger: capture.Merge reads this group first while it has
+// some).
+func (s *Source) Len() int { return len(s.q.ready) }
+
 // Stats returns the counters. Dropped counts packets the hand-off queue had
 // no room for plus the messages the kernel dropped because the socket's
 // receive buffer was full (its SO_MEMINFO drop count, exact); where that
