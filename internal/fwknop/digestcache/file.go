@@ -68,15 +68,22 @@ type File struct {
 }
 
 // OpenFile opens path for appending, creating it with mode 0600 and the
-// header line when it does not exist, as fwknopd does.
+// header line when it does not exist, as fwknopd does. A file that does
+// not end with a newline (a line torn by a power loss) gets one, so the
+// next entry starts a line of its own.
 func OpenFile(path string, o Options) (*File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("digest cache: %w", err)
 	}
 	st, err := f.Stat()
 	if err == nil && st.Size() == 0 {
 		_, err = f.WriteString(Header)
+	} else if err == nil {
+		last := []byte{0}
+		if _, err = f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			_, err = f.WriteString("\n")
+		}
 	}
 	if err != nil {
 		f.Close()

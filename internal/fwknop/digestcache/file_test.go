@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -180,5 +181,26 @@ func TestFileConcurrentAppends(t *testing.T) {
 	es, sk, err := Load(path)
 	if err != nil || len(sk) != 0 || len(es) != 1600 {
 		t.Fatalf("%d entries, skipped %v, %v", len(es), sk, err)
+	}
+}
+
+// A last line torn by a power loss is skipped on Load, and the next
+// entry still gets a line of its own.
+func TestFileAfterTornLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "digest.cache")
+	if err := os.WriteFile(path, []byte(Header+testEntry(0).String()+"\n"+"digest0000 17 10.0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := OpenFile(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Append(testEntry(1)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	es, sk, err := Load(path)
+	if err != nil || len(es) != 2 || es[1] != testEntry(1) || len(sk) != 1 || sk[0].Line != 3 {
+		t.Fatalf("Load = %+v %v %v", es, sk, err)
 	}
 }
