@@ -111,12 +111,14 @@ const DefaultLogRate = 2000
 
 // BulkSourceTimeout is how long a source stays in the batched group
 // (Layout.BulkLogGroup) after its last watched packet; BulkSources bounds
-// how many sources the kernel remembers there. Beyond the bound, packets
-// over the rate still go to the batched group, without the ordering
-// guarantee.
+// how many sources the kernel remembers there per address family (each
+// element is about a hundred bytes of kernel memory). The bound is twice a
+// /16, so that a flood from a /16 fits and leaves the rate to the other
+// sources. Beyond the bound, packets over the rate still go to the batched
+// group, without the ordering guarantee.
 const (
 	BulkSourceTimeout = 5 * time.Second
-	BulkSources       = 65536
+	BulkSources       = 131072
 )
 
 // BulkQueueThreshold is the NFLOG batch size of Layout.BulkLogGroup.

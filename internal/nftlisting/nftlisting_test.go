@@ -114,7 +114,7 @@ func TestRenderBulkGroup(t *testing.T) {
 	if !strings.Contains(got, want) {
 		t.Fatalf("no split watched rule in\n%s", got)
 	}
-	sets := "\tset bulk4 {\n\t\ttype ipv4_addr\n\t\tsize 65536\n\t\tflags dynamic,timeout\n\t\ttimeout 5s\n\t}\n"
+	sets := "\tset bulk4 {\n\t\ttype ipv4_addr\n\t\tsize 131072\n\t\tflags dynamic,timeout\n\t\ttimeout 5s\n\t}\n"
 	if !strings.Contains(got, sets) {
 		t.Fatalf("no bulk4 set in\n%s", got)
 	}
