@@ -28,6 +28,12 @@
 //		}
 //	}
 //
+// With a bulk group (firewall.Layout.BulkLogGroup), the watched-port rule
+// becomes a rate split that keeps each source's packets in one group from
+// its first overflow on, with two dynamic sets bulk4/bulk6 (see rules in
+// ruleset.go, docs/firewall.md, and internal/nftlisting, which renders the
+// full table for `sesame serve --check`).
+//
 // Grants are set elements with a kernel timeout: they close on time even if
 // the daemon is gone, and survive a restart (Setup keeps them). Established
 // connections stay up after their grant expires (first rule). Loopback is
