@@ -14,6 +14,21 @@ type Backlogger interface {
 	Len() int
 }
 
+// Poller is a Source that can be read without blocking and says when it
+// may have packets (nflog.Source). Merge reads sources that are all
+// Pollers from the caller's goroutine, without a goroutine and two
+// hand-overs per packet.
+type Poller interface {
+	Source
+	// TryReadPacket is ReadPacket without waiting: ok is false when no
+	// packet is ready (err nil), or with ReadPacket's error. A returned
+	// payload stays valid until the next TryReadPacket or ReadPacket.
+	TryReadPacket() (p Packet, ok bool, err error)
+	// Notify makes the source do a non-blocking send on ch after each
+	// packet it makes ready, and when it fails.
+	Notify(ch chan<- struct{})
+}
+
 // Merge returns a Source that delivers the packets of all srcs, in
 // priority order: srcs[0] first. ReadPacket returns a packet of a later
 // source only when every earlier source has none ready (nothing handed
@@ -27,8 +42,8 @@ type Backlogger interface {
 // group is read only when the immediate one is empty. The kernel keeps the
 // other order (a source that went to the batched group stays there).
 //
-// It honours the Source contract: each underlying source is read by its
-// own goroutine, which hands one packet over and waits until the caller
+// It honours the Source contract. Pollers are read from the caller's
+// goroutine. Otherwise each underlying source is read by its own goroutine, which hands one packet over and waits until the caller
 // asks for the next before reading again, so payloads stay valid until the
 // next ReadPacket without copying. Closing the merged source closes every
 // source. The first error of any source (other than ErrClosed after Close)
@@ -36,6 +51,13 @@ type Backlogger interface {
 func Merge(srcs ...Source) Source {
 	if len(srcs) == 1 {
 		return srcs[0]
+	}
+	if ps, ok := pollers(srcs); ok {
+		m := &polled{srcs: ps, wake: make(chan struct{}, 1), done: make(chan struct{})}
+		for _, p := range ps {
+			p.Notify(m.wake)
+		}
+		return m
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &merged{
@@ -177,6 +199,80 @@ func (m *merged) Close() error {
 			errs = append(errs, s.Close())
 		}
 		m.wg.Wait()
+	})
+	return errors.Join(errs...)
+}
+
+func pollers(srcs []Source) ([]Poller, bool) {
+	ps := make([]Poller, len(srcs))
+	for i, s := range srcs {
+		p, ok := s.(Poller)
+		if !ok {
+			return nil, false
+		}
+		ps[i] = p
+	}
+	return ps, true
+}
+
+// polled is Merge over Pollers: ReadPacket tries each source in priority
+// order and sleeps on the shared wake-up channel when none has a packet.
+// A packet made ready after a source was tried leaves a wake-up in the
+// channel (capacity 1), so none is missed.
+type polled struct {
+	srcs []Poller
+	wake chan struct{}
+	mu   sync.Mutex // serializes ReadPacket (one reader at a time)
+	once sync.Once
+	done chan struct{}
+}
+
+func (m *polled) ReadPacket(ctx context.Context) (Packet, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for {
+		select {
+		case <-m.done:
+			return Packet{}, ErrClosed
+		default:
+		}
+		for _, s := range m.srcs {
+			p, ok, err := s.TryReadPacket()
+			if err != nil {
+				return Packet{}, err
+			}
+			if ok {
+				return p, nil
+			}
+		}
+		select {
+		case <-m.wake:
+		case <-ctx.Done():
+			return Packet{}, ctx.Err()
+		case <-m.done:
+			return Packet{}, ErrClosed
+		}
+	}
+}
+
+func (m *polled) Stats() Stats {
+	var st Stats
+	for _, s := range m.srcs {
+		x := s.Stats()
+		st.Received += x.Received
+		st.Malformed += x.Malformed
+		st.Dropped += x.Dropped
+	}
+	return st
+}
+
+func (m *polled) Close() error {
+	var errs []error
+	m.once.Do(func() {
+		close(m.done)
+		for _, s := range m.srcs {
+			errs = append(errs, s.Close())
+		}
 	})
 	return errors.Join(errs...)
 }

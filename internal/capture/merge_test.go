@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,5 +120,90 @@ func TestMergePriority(t *testing.T) {
 	p, err := m.ReadPacket(ctx)
 	if err != nil || p.DstPort < 1000 {
 		t.Fatalf("after fast drained: %v, %v", p.DstPort, err)
+	}
+}
+
+// fakePoller is a capture.Poller over a slice of packets; more can be
+// added while it is read.
+type fakePoller struct {
+	mu     sync.Mutex
+	q      []capture.Packet
+	notify chan<- struct{}
+	closed bool
+}
+
+func (f *fakePoller) add(p capture.Packet) {
+	f.mu.Lock()
+	f.q = append(f.q, p)
+	ch := f.notify
+	f.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (f *fakePoller) TryReadPacket() (capture.Packet, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return capture.Packet{}, false, capture.ErrClosed
+	}
+	if len(f.q) == 0 {
+		return capture.Packet{}, false, nil
+	}
+	p := f.q[0]
+	f.q = f.q[1:]
+	return p, true, nil
+}
+
+func (f *fakePoller) ReadPacket(context.Context) (capture.Packet, error) {
+	panic("Merge of Pollers must not block in a source")
+}
+func (f *fakePoller) Notify(ch chan<- struct{}) { f.mu.Lock(); f.notify = ch; f.mu.Unlock() }
+func (f *fakePoller) Stats() capture.Stats      { return capture.Stats{} }
+func (f *fakePoller) Close() error              { f.mu.Lock(); f.closed = true; f.mu.Unlock(); return nil }
+
+// Pollers are merged in strict priority order, and a packet added while the
+// reader waits wakes it.
+func TestMergePollers(t *testing.T) {
+	fast, bulk := &fakePoller{}, &fakePoller{}
+	m := capture.Merge(fast, bulk)
+	for i := range 3 {
+		bulk.add(pkt(uint16(100+i), "b"))
+		fast.add(pkt(uint16(1+i), "f"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var got []uint16
+	for range 6 {
+		p, err := m.ReadPacket(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p.DstPort)
+	}
+	if want := []uint16{1, 2, 3, 100, 101, 102}; !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+	done := make(chan uint16, 1)
+	go func() {
+		p, err := m.ReadPacket(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- p.DstPort
+	}()
+	bulk.add(pkt(7, "late"))
+	if port := <-done; port != 7 {
+		t.Fatalf("woken with port %d", port)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ReadPacket(ctx); !errors.Is(err, capture.ErrClosed) {
+		t.Fatalf("read after close = %v", err)
 	}
 }

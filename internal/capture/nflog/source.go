@@ -65,9 +65,11 @@ type Source struct {
 	// (SO_MEMINFO); nil when unavailable, and then each ENOBUFS counts one.
 	sockDrops     func() (uint64, error)
 	lastSockDrops atomic.Uint64 // highest value sockDrops returned
+
+	notify atomic.Pointer[chan<- struct{}] // see Notify
 }
 
-var _ capture.Source = (*Source)(nil)
+var _ capture.Poller = (*Source)(nil)
 
 func newSource(cfg Config) *Source {
 	s := &Source{
@@ -201,7 +203,45 @@ func (s *Source) deliver(payload []byte, t time.Time, inDev uint32, hasDev bool)
 	if s.names != nil && hasDev {
 		iface = s.names.name(inDev, t)
 	}
-	s.q.put(capture.Packet{Packet: p, Time: t, Iface: iface})
+	if s.q.put(capture.Packet{Packet: p, Time: t, Iface: iface}) {
+		s.wakeReader()
+	}
+}
+
+// Notify implements capture.Poller: after each packet queued for reading,
+// and when the receive loop fails, a non-blocking send on ch.
+func (s *Source) Notify(ch chan<- struct{}) { s.notify.Store(&ch) }
+
+func (s *Source) wakeReader() {
+	if ch := s.notify.Load(); ch != nil {
+		select {
+		case *ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// TryReadPacket implements capture.Poller: ReadPacket without waiting. ok
+// is false when no packet is queued (err nil), and after Close or a
+// receive failure (err as ReadPacket's, once the queue is drained).
+func (s *Source) TryReadPacket() (p capture.Packet, ok bool, err error) {
+	s.q.release()
+	select {
+	case <-s.done:
+		return capture.Packet{}, false, capture.ErrClosed
+	default:
+	}
+	select {
+	case i := <-s.q.ready:
+		return s.q.got(i), true, nil
+	default:
+	}
+	select {
+	case <-s.failed:
+		return capture.Packet{}, false, fmt.Errorf("nflog: group %d: receive loop stopped: %w", s.cfg.Group, s.failErr)
+	default:
+	}
+	return capture.Packet{}, false, nil
 }
 
 // fail records the error that stopped the receive loop and wakes readers.
@@ -209,6 +249,7 @@ func (s *Source) fail(err error) {
 	s.failOnce.Do(func() {
 		s.failErr = err
 		close(s.failed)
+		s.wakeReader()
 		s.log.Error("nflog receive loop stopped; no more packets will arrive", "err", err)
 	})
 }

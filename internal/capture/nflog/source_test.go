@@ -324,3 +324,41 @@ func TestConfigDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TryReadPacket and Notify (capture.Poller): no packet, then a wake-up and
+// the packet; the payload stays valid until the next read; after a
+// failure, queued packets first, then the error.
+func TestPoller(t *testing.T) {
+	s := testSource(t, Config{})
+	wake := make(chan struct{}, 1)
+	s.Notify(wake)
+	if _, ok, err := s.TryReadPacket(); ok || err != nil {
+		t.Fatalf("empty source: ok %v, err %v", ok, err)
+	}
+	s.hook(attr(packet.BuildUDP(cli4, gw4, 1, 62201, []byte("one"))))
+	s.hook(attr(packet.BuildUDP(cli4, gw4, 1, 62201, []byte("two"))))
+	select {
+	case <-wake:
+	default:
+		t.Fatal("no wake-up after a packet")
+	}
+	p, ok, err := s.TryReadPacket()
+	if !ok || err != nil || string(p.Payload) != "one" {
+		t.Fatalf("got %q, %v, %v", p.Payload, ok, err)
+	}
+	s.fail(errors.New("boom"))
+	select {
+	case <-wake:
+	default:
+		t.Fatal("no wake-up after a failure")
+	}
+	if string(p.Payload) != "one" {
+		t.Fatal("payload changed before the next read")
+	}
+	if p, ok, err := s.TryReadPacket(); !ok || err != nil || string(p.Payload) != "two" {
+		t.Fatalf("queued packet after failure: %q, %v, %v", p.Payload, ok, err)
+	}
+	if _, ok, err := s.TryReadPacket(); ok || err == nil {
+		t.Fatalf("after the queue: ok %v, err %v", ok, err)
+	}
+}
