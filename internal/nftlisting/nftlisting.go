@@ -5,7 +5,7 @@
 // `sesame serve --check` prints it; the output is also valid input for
 // `nft -f` and `nft -c -f`.
 //
-// The package is pure: a layout in, text out. The grant and watch sets are
+// The package is pure: a layout in, text out. The grant, watch and bulk sets are
 // rendered empty (their elements are live state, not configuration).
 // Elements of the hash sets (protected, watched, ifaces) are listed in the
 // layout's order; nft lists them in the kernel's hash order, so compare
