@@ -68,7 +68,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			gc := engineConfig(cfg, log)
 			closeSPA, err := addSPA(&gc, cfg, log) // serve_spa.go
 			return gc, closeSPA, err
-		}, log)})
+		}, log), digestSyncErrors: fk.syncErrors()})
 	if err != nil {
 		return err
 	}

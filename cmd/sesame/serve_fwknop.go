@@ -36,6 +36,20 @@ func addFwknopFlags(fs *flag.FlagSet) *fwknopFlags {
 
 func (f *fwknopFlags) enabled() bool { return f.access != "" }
 
+// syncErrors is the metrics source for digest.cache's failed fsyncs: nil
+// without --fwknop-access, 0 until the first build has opened the server.
+func (f *fwknopFlags) syncErrors() func() uint64 {
+	if !f.enabled() {
+		return nil
+	}
+	return func() uint64 {
+		if f.srv == nil {
+			return 0
+		}
+		return f.srv.Digests.SyncErrors()
+	}
+}
+
 // noConfig stands for the sesame.toml path when fwknop is served alone:
 // a reload then refuses with this in its message instead of reading
 // whatever the default path holds.

@@ -316,6 +316,9 @@ type opsSetup struct {
 	log   *slog.Logger
 	src   capture.Source
 	build engineBuilder
+	// digestSyncErrors counts fwknop's failed digest.cache fsyncs; nil
+	// without --fwknop-access.
+	digestSyncErrors func() uint64
 	// notify is sd_notify; nil means systemd's.
 	notify func(state string)
 }
@@ -378,6 +381,7 @@ func (m *engineMode) metricSources() metrics.Sources {
 	if m.src != nil {
 		src.Capture = m.src.Stats
 	}
+	src.DigestSyncErrors = m.digestSyncErrors
 	return src
 }
 

@@ -43,6 +43,9 @@ type Sources struct {
 	LiveGrants func(ctx context.Context) (int, error)
 	// Audit returns the audit log's lost records and write errors.
 	Audit func() (dropped, errors uint64)
+	// DigestSyncErrors counts failed background fsyncs of fwknop's
+	// digest.cache (fwknopgw.Digests.SyncErrors).
+	DigestSyncErrors func() uint64
 }
 
 // Metrics is a registry with Sesame's metrics. Observe and ObserveReload
@@ -128,6 +131,9 @@ func New(src Sources, version string) *Metrics {
 		a := src.Audit
 		counter("sesame_audit_dropped_total", "Audit records lost to a full queue.", func() uint64 { d, _ := a(); return d })
 		counter("sesame_audit_write_errors_total", "Failed writes to the audit log.", func() uint64 { _, e := a(); return e })
+	}
+	if src.DigestSyncErrors != nil {
+		counter("sesame_fwknop_digest_sync_errors_total", "Failed background fsyncs of fwknop's digest.cache (its lines were written before the grants; only their durability across a power loss is at stake).", src.DigestSyncErrors)
 	}
 	if src.LiveGrants != nil {
 		reg.MustRegister(liveGrants{src.LiveGrants})

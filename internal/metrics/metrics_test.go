@@ -30,7 +30,8 @@ func fixture() (*Metrics, *gateway.Stats, *error) {
 		LiveGrants: func(context.Context) (int, error) {
 			return 3, *listErr
 		},
-		Audit: func() (uint64, uint64) { return 6, 1 },
+		Audit:            func() (uint64, uint64) { return 6, 1 },
+		DigestSyncErrors: func() uint64 { return 2 },
 	}, "v1.2.3")
 	return m, &st, listErr
 }
@@ -68,6 +69,7 @@ func TestCollects(t *testing.T) {
 		"sesame_grants_live":                                                   3,
 		"sesame_audit_dropped_total":                                           6,
 		"sesame_audit_write_errors_total":                                      1,
+		"sesame_fwknop_digest_sync_errors_total":                               2,
 		"sesame_config_reloads_total,result=failure":                           0,
 		"sesame_config_last_reload_successful":                                 1,
 		"sesame_build_info,goversion=" + runtime.Version() + ",version=v1.2.3": 1,
