@@ -166,6 +166,13 @@ func TestFwknopStockClientOpensSesame(t *testing.T) {
 	}
 	// The -f 3 grant (the last one) closes by itself: the kernel expires it.
 	waitHidden(t, b, dst, 10*time.Second)
+	// sesame status lists both stanzas, without their keys.
+	text, errs, code := sesameCmd(t, "status", "--socket", g.sock)
+	if code != 0 || !strings.Contains(text, "(fwknop, hmac sha256) from ANY → 2222/tcp for 30s") ||
+		!strings.Contains(text, "stanza #2 (") || !strings.Contains(text, "(fwknop, hmac sha512)") ||
+		strings.Contains(text, k256.key) || strings.Contains(text, k512.hmac) {
+		t.Fatalf("sesame status (exit %d):\n%s%s", code, text, errs)
+	}
 	for _, l := range strings.Split(g.log(), "\n") {
 		if strings.Contains(l, "level=ERROR") && strings.Contains(l, "fwknop") {
 			t.Fatalf("error logged: %s", l)
