@@ -47,6 +47,15 @@ type Layout struct {
 	// Interfaces limits Sesame to packets arriving on these interfaces;
 	// empty means every interface except loopback.
 	Interfaces []string
+	// WatchTimeout, when positive, makes the kernel mark the sources of
+	// watched packets (knocks) itself, in watch4/watch6, for this long
+	// after their last one: the longest knock sequence timeout among the
+	// doors. While marked, a source's new connections to any port are
+	// logged too, so that a scan resets its knock progress. At most
+	// WatchSources sources per address family are marked; beyond that a
+	// new source is not marked (its knocks are still logged). Zero: no
+	// knock doors, nothing is marked.
+	WatchTimeout time.Duration
 	// Datagrams, when it has Ports and Shapes, is an in-kernel pre-filter
 	// for SPA ports: a UDP datagram to one of Ports whose payload fits no
 	// shape (by length and first byte) is dropped before it is logged, so
@@ -121,6 +130,11 @@ const (
 	BulkSources       = 131072
 )
 
+// WatchSources bounds the sources the kernel marks as knocking
+// (Layout.WatchTimeout) per address family, as BulkSources does for the
+// batched group: a flood from a /16 fits.
+const WatchSources = 131072
+
 // BulkQueueThreshold is the NFLOG batch size of Layout.BulkLogGroup.
 const BulkQueueThreshold = 64
 
@@ -143,11 +157,12 @@ type Grant struct {
 //     in the kernel after it returns nil, or none is. Granting an existing
 //     (addr, service) again refreshes its TTL. A TTL of zero or less is an
 //     error (a grant without expiry is never installed).
-//   - Watch marks sources as being in the middle of a knock sequence for ttl:
-//     while marked, every new connection attempt from them to any port is
-//     also logged to the daemon (not dropped unless protected), so a scan
-//     resets their progress. Unwatch removes the mark. Both are best effort
-//     and idempotent.
+//   - With Layout.WatchTimeout set, the kernel marks the source of every
+//     watched packet for that long (refreshed by each): while marked, every
+//     new connection attempt from it to any port is also logged to the
+//     daemon (not dropped unless protected), so a scan resets its knock
+//     progress. The daemon writes no marks; a marked source without a knock
+//     in progress only costs a logged packet, which the engine ignores.
 //   - Revoke removes grants; revoking an absent grant is not an error.
 //   - List returns the live grants with their remaining TTL.
 //   - Teardown removes everything Sesame installed. It is idempotent.
@@ -157,7 +172,5 @@ type Firewall interface {
 	Grant(ctx context.Context, grants []Grant) error
 	Revoke(ctx context.Context, grants []Grant) error
 	List(ctx context.Context) ([]Grant, error)
-	Watch(ctx context.Context, addrs []netip.Addr, ttl time.Duration) error
-	Unwatch(ctx context.Context, addrs []netip.Addr) error
 	Teardown(ctx context.Context) error
 }

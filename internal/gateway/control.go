@@ -44,7 +44,7 @@ func (e *Engine) do(ctx context.Context, fn func()) error {
 func (e *Engine) Reload(ctx context.Context, cfg Config) error {
 	var err error
 	derr := e.do(ctx, func() {
-		if err = e.fw.Setup(ctx, withDatagramFilter(cfg.Layout, cfg)); err != nil {
+		if err = e.fw.Setup(ctx, kernelLayout(cfg.Layout, cfg)); err != nil {
 			err = fmt.Errorf("firewall setup: %w", err)
 			return
 		}

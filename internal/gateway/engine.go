@@ -164,7 +164,7 @@ func (e *Engine) Stats() *Stats { return &e.stats }
 func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.stopped)
 	e.started = e.now()
-	if err := e.fw.Setup(ctx, withDatagramFilter(e.cfg.Layout, e.cfg)); err != nil {
+	if err := e.fw.Setup(ctx, kernelLayout(e.cfg.Layout, e.cfg)); err != nil {
 		return fmt.Errorf("firewall setup: %w", err)
 	}
 	live, err := e.fw.List(ctx)
@@ -266,9 +266,6 @@ func (e *Engine) apply(events []knock.Event) {
 		switch ev.Kind {
 		case knock.Started, knock.Advanced:
 			e.stats.Knocks.Add(1)
-			if ev.Kind == knock.Started {
-				e.writer.watch(ev.Src, d.Timeout)
-			}
 			if e.limit.allow() {
 				attrs := []any{"src", ev.Src, "door", d.Name, "stage", ev.Stage}
 				if len(d.Sequence) > 0 { // a rotating door's length is its period's
@@ -288,9 +285,6 @@ func (e *Engine) apply(events []knock.Event) {
 				}
 				e.log.Info("knock reset", attrs...)
 			}
-			if e.knock.Progress(ev.Src) == nil {
-				e.writer.unwatch(ev.Src)
-			}
 		case knock.Completed:
 			e.stats.Grants.Add(1)
 			if d.Action != nil {
@@ -304,9 +298,6 @@ func (e *Engine) apply(events []knock.Event) {
 				e.writer.grant(grantRequest{grants: grants, door: d.Name, at: e.now()})
 			} else {
 				e.log.Info("door opened", "src", ev.Src, "door", d.Name)
-			}
-			if e.knock.Progress(ev.Src) == nil {
-				e.writer.unwatch(ev.Src)
 			}
 		}
 	}

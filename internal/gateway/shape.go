@@ -22,6 +22,21 @@ type Shaper interface {
 // handlers: no filter when there is no UDP SPA port, no handler, or a
 // handler that does not implement Shaper (its format is unknown, so
 // nothing may be dropped for it). A filter already set in l is kept.
+// kernelLayout is l as the engine installs it: with the datagram
+// pre-filter (withDatagramFilter) and, unless set, the watch timeout: the
+// longest knock sequence timeout, so that the kernel keeps marking a
+// knocking source (firewall.Layout.WatchTimeout) for as long as its
+// attempt may last after its latest knock.
+func kernelLayout(l firewall.Layout, cfg Config) firewall.Layout {
+	l = withDatagramFilter(l, cfg)
+	if l.WatchTimeout == 0 {
+		for _, d := range cfg.Doors {
+			l.WatchTimeout = max(l.WatchTimeout, d.Timeout)
+		}
+	}
+	return l
+}
+
 func withDatagramFilter(l firewall.Layout, cfg Config) firewall.Layout {
 	if l.Datagrams.Active() || len(cfg.Handlers) == 0 {
 		return l

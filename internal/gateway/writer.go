@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"log/slog"
-	"net/netip"
 	"time"
 
 	"github.com/sesame-gw/sesame/internal/firewall"
@@ -19,7 +18,6 @@ type writer struct {
 	log    *slog.Logger
 	stats  *Stats
 	grants chan grantRequest
-	marks  chan mark
 }
 
 type grantRequest struct {
@@ -31,38 +29,20 @@ type grantRequest struct {
 	after  func(error)
 }
 
-type mark struct {
-	addr netip.Addr
-	ttl  time.Duration // 0 = unwatch
-}
-
 const maxBatch = 1024
 
 func newWriter(fw firewall.Firewall, log *slog.Logger, stats *Stats, rec *decisionRing) *writer {
-	return &writer{rec: rec, fw: fw, log: log, stats: stats, grants: make(chan grantRequest, 4096), marks: make(chan mark, 8192)}
+	return &writer{rec: rec, fw: fw, log: log, stats: stats, grants: make(chan grantRequest, 4096)}
 }
 
 // grant queues a grant. It blocks only when 4096 grants are already
 // waiting: a legitimate grant is never dropped.
 func (w *writer) grant(r grantRequest) { w.grants <- r }
 
-// watch and unwatch are best effort: under a flood they are dropped rather
-// than slowing the packet path (the kernel entries expire on their own).
-func (w *writer) watch(a netip.Addr, ttl time.Duration) { w.tryMark(mark{a, ttl}) }
-func (w *writer) unwatch(a netip.Addr)                  { w.tryMark(mark{a, 0}) }
-
-func (w *writer) tryMark(m mark) {
-	select {
-	case w.marks <- m:
-	default:
-	}
-}
-
 func (w *writer) run(ctx context.Context) {
 	var reqs []grantRequest
-	var marks []mark
 	for {
-		reqs, marks = reqs[:0], marks[:0]
+		reqs = reqs[:0]
 		select {
 		case <-ctx.Done():
 			// Grants decided before shutdown still go in.
@@ -75,25 +55,9 @@ func (w *writer) run(ctx context.Context) {
 			return
 		case r := <-w.grants:
 			reqs = append(reqs, r)
-		case m := <-w.marks:
-			marks = append(marks, m)
 		}
 		reqs = drainGrants(w.grants, reqs)
-	drain:
-		for len(marks) < maxBatch {
-			select {
-			case m := <-w.marks:
-				marks = append(marks, m)
-			default:
-				break drain
-			}
-		}
-		if len(reqs) > 0 {
-			w.applyGrants(ctx, reqs)
-		}
-		if len(marks) > 0 {
-			w.applyMarks(ctx, marks)
-		}
+		w.applyGrants(ctx, reqs)
 	}
 }
 
@@ -156,26 +120,4 @@ func (w *writer) report(r grantRequest, err error) {
 	}
 	w.rec.add(d)
 	w.log.Info("grant", append(attrs, "ttl", g.TTL, "latency", d.Latency.Round(time.Microsecond))...)
-}
-
-func (w *writer) applyMarks(ctx context.Context, marks []mark) {
-	byTTL := map[time.Duration][]netip.Addr{}
-	var off []netip.Addr
-	for _, m := range marks {
-		if m.ttl == 0 {
-			off = append(off, m.addr)
-		} else {
-			byTTL[m.ttl] = append(byTTL[m.ttl], m.addr)
-		}
-	}
-	for ttl, as := range byTTL {
-		if err := w.fw.Watch(ctx, as, ttl); err != nil {
-			w.log.Warn("watch failed", "count", len(as), "err", err)
-		}
-	}
-	if len(off) > 0 {
-		if err := w.fw.Unwatch(ctx, off); err != nil {
-			w.log.Debug("unwatch failed", "count", len(off), "err", err)
-		}
-	}
 }

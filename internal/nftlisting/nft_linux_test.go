@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sesame-gw/sesame/internal/firewall"
 	"github.com/sesame-gw/sesame/internal/service"
@@ -78,6 +79,8 @@ func TestRenderRoundTripsThroughNft(t *testing.T) {
 		{"security", firewall.Layout{Protected: []service.Service{udp(53)}, LogGroup: 3}, Options{Table: "sesame", Priority: 55}},
 		{"bulk", firewall.Layout{Protected: []service.Service{tcp(22)}, Watched: []service.Service{udp(62201)}, LogGroup: 7,
 			BulkLogGroup: 8, LogRate: 5000}, Default()},
+		{"knock marks", firewall.Layout{Protected: []service.Service{tcp(22)}, Watched: []service.Service{tcp(7000)}, LogGroup: 7,
+			BulkLogGroup: 8, WatchTimeout: 90*time.Minute + 1500*time.Microsecond}, Default()},
 		{"bulk default rate", firewall.Layout{Protected: []service.Service{tcp(22)}, LogGroup: 100, BulkLogGroup: 99}, Default()},
 		{"spa prefilter", firewall.Layout{Protected: []service.Service{tcp(22)}, Watched: []service.Service{udp(62201), udp(4000)}, LogGroup: 7,
 			BulkLogGroup: 8, LogRate: 2000, Datagrams: firewall.DatagramFilter{Ports: []uint16{62201, 4000, 62201},

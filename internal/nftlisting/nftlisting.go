@@ -31,6 +31,9 @@ const (
 	DefaultPriority = -10
 )
 
+// maxTTL is the backend's nftables.MaxTTL, the longest watch timeout.
+const maxTTL = 100 * 24 * time.Hour
+
 // ErrInvalid is wrapped when the layout cannot be installed (the nftables
 // backend refuses the same layouts).
 var ErrInvalid = errors.New("nftlisting: invalid layout")
@@ -52,6 +55,9 @@ func Default() Options { return Options{Table: DefaultTable, Priority: DefaultPr
 func Render(l firewall.Layout, opt Options) (string, error) {
 	if opt.Table == "" {
 		opt.Table = DefaultTable
+	}
+	if l.WatchTimeout < 0 || l.WatchTimeout > maxTTL {
+		return "", fmt.Errorf("%w: watch timeout %v not in [0, %v]", ErrInvalid, l.WatchTimeout, maxTTL)
 	}
 	if l.BulkLogGroup != 0 && l.BulkLogGroup == l.LogGroup {
 		return "", fmt.Errorf("%w: bulk log group %d is the log group", ErrInvalid, l.BulkLogGroup)
@@ -85,8 +91,8 @@ func Render(l firewall.Layout, opt Options) (string, error) {
 	sets := []setDef{
 		{"grants4", "ipv4_addr . inet_proto . inet_service", "timeout", everyLine, nil, 0, ""},
 		{"grants6", "ipv6_addr . inet_proto . inet_service", "timeout", everyLine, nil, 0, ""},
-		{"watch4", "ipv4_addr", "timeout", everyLine, nil, 0, ""},
-		{"watch6", "ipv6_addr", "timeout", everyLine, nil, 0, ""},
+		{"watch4", "ipv4_addr", "dynamic,timeout", everyLine, nil, firewall.WatchSources, ""},
+		{"watch6", "ipv6_addr", "dynamic,timeout", everyLine, nil, firewall.WatchSources, ""},
 	}
 	if l.BulkLogGroup != 0 {
 		// The sources of the batched group (see the backend's rules).
@@ -153,6 +159,15 @@ func Render(l firewall.Layout, opt Options) (string, error) {
 			"ct state new ip6 saddr @watch6 ip6 saddr @bulk6 " + batched,
 			"ct state new ip6 saddr @watch6 ip6 saddr != @bulk6 " + group,
 		}
+	}
+	if l.WatchTimeout > 0 {
+		// The kernel marks the sources of watched packets (knocks) for
+		// the longest sequence timeout, rounded up to seconds.
+		to := duration((l.WatchTimeout + time.Second - 1).Truncate(time.Second))
+		watchedRules = append([]string{
+			port + "update @watch4 { ip saddr timeout " + to + " }",
+			port + "update @watch6 { ip6 saddr timeout " + to + " }",
+		}, watchedRules...)
 	}
 	watchedRules = append(datagramRules(l, group), watchedRules...)
 	fmt.Fprintf(&b, "\tchain input {\n\t\ttype filter hook input priority %s; policy accept;\n", priority(opt.Priority))

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sesame-gw/sesame/internal/firewall"
 	"github.com/sesame-gw/sesame/internal/service"
@@ -18,9 +19,10 @@ func udp(p uint16) service.Service { return service.Service{Proto: service.UDP, 
 // goldenLayout is the layout of internal/firewall/nftables's
 // TestKernelSetupGolden, whose listing nft produced in testdata/sesame.list.
 var goldenLayout = firewall.Layout{
-	Protected: []service.Service{tcp(22), udp(53), tcp(8443)},
-	Watched:   []service.Service{udp(62201), tcp(7000), tcp(7001)},
-	LogGroup:  7,
+	Protected:    []service.Service{tcp(22), udp(53), tcp(8443)},
+	Watched:      []service.Service{udp(62201), tcp(7000), tcp(7001)},
+	LogGroup:     7,
+	WatchTimeout: 30 * time.Second,
 	AlwaysAllow: []netip.Prefix{
 		netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.7/32"),
 		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("::1/128"),
@@ -103,6 +105,8 @@ func TestRenderBulkGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "\t\tip6 saddr @allow6 accept\n" +
+		"\t\tmeta l4proto . th dport @watched update @watch4 { ip saddr timeout 30s }\n" +
+		"\t\tmeta l4proto . th dport @watched update @watch6 { ip6 saddr timeout 30s }\n" +
 		"\t\tmeta l4proto . th dport @watched ip saddr @bulk4 update @bulk4 { ip saddr } log group 8 queue-threshold 64 drop\n" +
 		"\t\tmeta l4proto . th dport @watched ip6 saddr @bulk6 update @bulk6 { ip6 saddr } log group 8 queue-threshold 64 drop\n" +
 		"\t\tmeta l4proto . th dport @watched limit rate 2000/second burst 2000 packets log group 7 queue-threshold 1 drop\n" +
@@ -158,11 +162,13 @@ func TestPriority(t *testing.T) {
 
 func TestRenderRefusesWhatTheBackendRefuses(t *testing.T) {
 	for name, l := range map[string]firewall.Layout{
-		"bad service": {Protected: []service.Service{{Proto: service.TCP}}},
-		"bad prefix":  {AlwaysAllow: []netip.Prefix{{}}},
-		"long iface":  {Interfaces: []string{"a-very-long-interface"}},
-		"empty iface": {Interfaces: []string{""}},
-		"bulk = log":  {LogGroup: 7, BulkLogGroup: 7},
+		"bad service":            {Protected: []service.Service{{Proto: service.TCP}}},
+		"bad prefix":             {AlwaysAllow: []netip.Prefix{{}}},
+		"long iface":             {Interfaces: []string{"a-very-long-interface"}},
+		"empty iface":            {Interfaces: []string{""}},
+		"bulk = log":             {LogGroup: 7, BulkLogGroup: 7},
+		"negative watch timeout": {WatchTimeout: -time.Second},
+		"watch timeout > 100d":   {WatchTimeout: 101 * 24 * time.Hour},
 	} {
 		if _, err := Render(l, Default()); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: err = %v, want ErrInvalid", name, err)

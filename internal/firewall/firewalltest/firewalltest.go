@@ -2,8 +2,8 @@
 // tests of the code above the firewall (the gateway engine, the CLI).
 //
 // Fake follows the contract of firewall.Firewall and the behaviour of the
-// nftables backend where the contract leaves room: grants and watches
-// expire by an injected clock, Grant/Revoke/Watch/Unwatch fail with
+// nftables backend where the contract leaves room: grants expire by an
+// injected clock, Grant and Revoke fail with
 // ErrNotSetUp before Setup or after Teardown, a Setup keeps the grants of
 // services that stay protected, TTLs are rounded up to milliseconds, List
 // is sorted by address then service. It records every call and can be told
@@ -26,7 +26,7 @@ import (
 	"github.com/sesame-gw/sesame/internal/service"
 )
 
-// ErrNotSetUp is returned by Grant, Revoke, Watch and Unwatch before Setup
+// ErrNotSetUp is returned by Grant and Revoke before Setup
 // or after Teardown (the nftables backend fails the same way).
 var ErrNotSetUp = errors.New("firewalltest: table not set up")
 
@@ -43,8 +43,6 @@ const (
 	OpGrant    Op = "Grant"
 	OpRevoke   Op = "Revoke"
 	OpList     Op = "List"
-	OpWatch    Op = "Watch"
-	OpUnwatch  Op = "Unwatch"
 	OpTeardown Op = "Teardown"
 )
 
@@ -53,8 +51,6 @@ type Call struct {
 	Op     Op
 	Layout firewall.Layout  // Setup
 	Grants []firewall.Grant // Grant, Revoke
-	Addrs  []netip.Addr     // Watch, Unwatch
-	TTL    time.Duration    // Watch
 	Err    error            // what the call returned
 	Time   time.Time        // the fake clock at the call
 }
@@ -68,12 +64,11 @@ type grantKey struct {
 type Fake struct {
 	now func() time.Time
 
-	mu      sync.Mutex
-	layout  *firewall.Layout // nil: not set up
-	grants  map[grantKey]time.Time
-	watches map[netip.Addr]time.Time
-	calls   []Call
-	fail    map[Op]error
+	mu     sync.Mutex
+	layout *firewall.Layout // nil: not set up
+	grants map[grantKey]time.Time
+	calls  []Call
+	fail   map[Op]error
 }
 
 var _ firewall.Firewall = (*Fake)(nil)
@@ -84,10 +79,9 @@ func New(clock func() time.Time) *Fake {
 		clock = time.Now
 	}
 	return &Fake{
-		now:     clock,
-		grants:  make(map[grantKey]time.Time),
-		watches: make(map[netip.Addr]time.Time),
-		fail:    make(map[Op]error),
+		now:    clock,
+		grants: make(map[grantKey]time.Time),
+		fail:   make(map[Op]error),
 	}
 }
 
@@ -113,16 +107,11 @@ func (f *Fake) injected(op Op) error {
 	return err
 }
 
-// expire drops grants and watches whose time has come.
+// expire drops grants whose time has come.
 func (f *Fake) expire(now time.Time) {
 	for k, exp := range f.grants {
 		if !now.Before(exp) {
 			delete(f.grants, k)
-		}
-	}
-	for a, exp := range f.watches {
-		if !now.Before(exp) {
-			delete(f.watches, a)
 		}
 	}
 }
@@ -211,41 +200,6 @@ func (f *Fake) live() []firewall.Grant {
 	return out
 }
 
-// Watch implements firewall.Firewall.
-func (f *Fake) Watch(ctx context.Context, addrs []netip.Addr, ttl time.Duration) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c := Call{Op: OpWatch, Addrs: slices.Clone(addrs), TTL: ttl}
-	if err := cmp.Or(ctx.Err(), f.injected(OpWatch), f.needSetup(len(addrs))); err != nil {
-		return f.record(c, err)
-	}
-	if ttl <= 0 {
-		return f.record(c, fmt.Errorf("%w: watch TTL %v", ErrInvalid, ttl))
-	}
-	if err := validAddrs(addrs); err != nil {
-		return f.record(c, err)
-	}
-	exp := f.now().Add(roundTTL(ttl))
-	for _, a := range addrs {
-		f.watches[norm(a)] = exp
-	}
-	return f.record(c, nil)
-}
-
-// Unwatch implements firewall.Firewall.
-func (f *Fake) Unwatch(ctx context.Context, addrs []netip.Addr) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c := Call{Op: OpUnwatch, Addrs: slices.Clone(addrs)}
-	if err := cmp.Or(ctx.Err(), f.injected(OpUnwatch), f.needSetup(len(addrs)), validAddrs(addrs)); err != nil {
-		return f.record(c, err)
-	}
-	for _, a := range addrs {
-		delete(f.watches, norm(a))
-	}
-	return f.record(c, nil)
-}
-
 // Teardown implements firewall.Firewall.
 func (f *Fake) Teardown(ctx context.Context) error {
 	f.mu.Lock()
@@ -255,7 +209,6 @@ func (f *Fake) Teardown(ctx context.Context) error {
 	}
 	f.layout = nil
 	clear(f.grants)
-	clear(f.watches)
 	return f.record(Call{Op: OpTeardown}, nil)
 }
 

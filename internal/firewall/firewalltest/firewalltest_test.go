@@ -123,9 +123,6 @@ func TestInvalidAndNotSetUp(t *testing.T) {
 	if len(f.Grants()) != 0 {
 		t.Errorf("a rejected Grant installed something: %v", f.Grants())
 	}
-	if err := f.Watch(ctx, []netip.Addr{cl4}, 0); !errors.Is(err, ErrInvalid) {
-		t.Errorf("Watch with TTL 0: %v", err)
-	}
 	if err := f.Setup(ctx, firewall.Layout{Protected: []service.Service{{}}}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Setup with a zero service: %v", err)
 	}
@@ -155,8 +152,8 @@ func TestSetupKeepsProtectedGrants(t *testing.T) {
 	}
 }
 
-func TestRevokeWatchTeardown(t *testing.T) {
-	f, c := newFake(t)
+func TestRevokeTeardown(t *testing.T) {
+	f, _ := newFake(t)
 	ctx := context.Background()
 	g := firewall.Grant{Addr: cl4, Service: ssh, TTL: time.Minute}
 	if err := f.Grant(ctx, []firewall.Grant{g}); err != nil {
@@ -168,22 +165,6 @@ func TestRevokeWatchTeardown(t *testing.T) {
 	}
 	if f.Granted(cl4, ssh) {
 		t.Fatal("revoked grant still live")
-	}
-	if err := f.Watch(ctx, []netip.Addr{cl6}, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if !f.Watched(cl6) || f.Watched(cl4) {
-		t.Fatal("Watched wrong")
-	}
-	c.add(time.Second)
-	if f.Watched(cl6) {
-		t.Fatal("watch did not expire")
-	}
-	if err := f.Watch(ctx, []netip.Addr{cl6}, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Unwatch(ctx, []netip.Addr{cl6, cl4}); err != nil || f.Watched(cl6) {
-		t.Fatalf("Unwatch: %v, still watched: %v", err, f.Watched(cl6))
 	}
 	if err := f.Grant(ctx, []firewall.Grant{g}); err != nil {
 		t.Fatal(err)

@@ -35,14 +35,6 @@ func (f *Fake) Granted(addr netip.Addr, s service.Service) bool {
 	return ok && f.now().Before(exp)
 }
 
-// Watched reports whether addr is marked by a live Watch.
-func (f *Fake) Watched(addr netip.Addr) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	exp, ok := f.watches[norm(addr)]
-	return ok && f.now().Before(exp)
-}
-
 // Admits reports whether Sesame's table lets a new connection from addr to
 // s through, following the rule order of the nftables backend: always-allow
 // prefixes pass, watched services are dropped (and logged), granted ones

@@ -280,9 +280,6 @@ func TestGrantDedupAndValidation(t *testing.T) {
 			t.Errorf("Grant(%+v) = %v, want ErrInvalid", g, err)
 		}
 	}
-	if err := f.Watch(ctx, []netip.Addr{a}, 0); !errors.Is(err, ErrInvalid) {
-		t.Errorf("Watch TTL 0 = %v, want ErrInvalid", err)
-	}
 	if err := f.Revoke(ctx, []firewall.Grant{{Service: ssh}}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Revoke invalid = %v, want ErrInvalid", err)
 	}
@@ -294,24 +291,17 @@ func TestGrantDedupAndValidation(t *testing.T) {
 	}
 }
 
-func TestRevokeAndWatchBatches(t *testing.T) {
+func TestRevokeBatch(t *testing.T) {
 	k := &fakeKernel{}
 	f := newTestFirewall(t, k)
 	ctx := context.Background()
-	a4 := netip.MustParseAddr("192.0.2.1")
 	a6 := netip.MustParseAddr("2001:db8::1")
 	if err := f.Revoke(ctx, []firewall.Grant{{Addr: a6, Service: ssh}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Watch(ctx, []netip.Addr{a4, a4}, 2500*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Unwatch(ctx, []netip.Addr{a6}); err != nil {
-		t.Fatal(err)
-	}
 	bs := k.batches(t)
-	if len(bs) != 3 {
-		t.Fatalf("%d batches, want 3", len(bs))
+	if len(bs) != 1 {
+		t.Fatalf("%d batches, want 1", len(bs))
 	}
 	type op struct {
 		typ     int
@@ -322,10 +312,6 @@ func TestRevokeAndWatchBatches(t *testing.T) {
 	want := [][]op{
 		// Revoke: add (so the delete cannot fail with ENOENT) + delete.
 		{{unix.NFT_MSG_NEWSETELEM, setGrants6, 24, true}, {unix.NFT_MSG_DELSETELEM, setGrants6, 24, false}},
-		// Watch: add + delete + add, once for the duplicated address.
-		{{unix.NFT_MSG_NEWSETELEM, setWatch4, 4, true}, {unix.NFT_MSG_DELSETELEM, setWatch4, 4, false}, {unix.NFT_MSG_NEWSETELEM, setWatch4, 4, true}},
-		// Unwatch: add + delete.
-		{{unix.NFT_MSG_NEWSETELEM, setWatch6, 16, true}, {unix.NFT_MSG_DELSETELEM, setWatch6, 16, false}},
 	}
 	for i, b := range bs {
 		if len(b) != len(want[i]) {
@@ -338,9 +324,6 @@ func TestRevokeAndWatchBatches(t *testing.T) {
 				t.Errorf("batch %d message %d: type %d set %s elems %+v, want %+v", i, j, msgType(m), set, elems, w)
 			}
 		}
-	}
-	if _, elems, _ := elemMsg(t, bs[1][2]); elems[0].timeout != 2500*time.Millisecond {
-		t.Errorf("watch timeout %v, want 2.5s", elems[0].timeout)
 	}
 }
 

@@ -10,8 +10,8 @@
 //		set grants6  { type ipv6_addr . inet_proto . inet_service; flags timeout; }
 //		set protected { type inet_proto . inet_service; }
 //		set watched  { type inet_proto . inet_service; }
-//		set watch4   { type ipv4_addr; flags timeout; }
-//		set watch6   { type ipv6_addr; flags timeout; }
+//		set watch4   { type ipv4_addr; size 131072; flags dynamic,timeout; }
+//		set watch6   { type ipv6_addr; size 131072; flags dynamic,timeout; }
 //		set allow4   { type ipv4_addr; flags interval; }
 //		set allow6   { type ipv6_addr; flags interval; }
 //		chain input {
@@ -19,6 +19,8 @@
 //			ct state established,related accept
 //			ip saddr @allow4 accept
 //			ip6 saddr @allow6 accept
+//			meta l4proto . th dport @watched update @watch4 { ip saddr timeout T }
+//			meta l4proto . th dport @watched update @watch6 { ip6 saddr timeout T }
 //			meta l4proto . th dport @watched log group G queue-threshold 1 drop
 //			ct state new ip saddr @watch4 log group G queue-threshold 1
 //			ct state new ip6 saddr @watch6 log group G queue-threshold 1
@@ -33,6 +35,11 @@
 // its first overflow on, with two dynamic sets bulk4/bulk6 (see rules in
 // ruleset.go, docs/firewall.md, and internal/nftlisting, which renders the
 // full table for `sesame serve --check`).
+//
+// The kernel marks knocking sources itself (the two update rules, T =
+// firewall.Layout.WatchTimeout; left out when T is 0): the daemon writes
+// no watch elements, and the sets are bounded (a full set leaves new
+// sources unmarked, their knocks still logged).
 //
 // Grants are set elements with a kernel timeout: they close on time even if
 // the daemon is gone, and survive a restart (Setup keeps them). Established

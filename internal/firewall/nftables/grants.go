@@ -5,7 +5,6 @@ package nftables
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"slices"
 	"time"
 
@@ -163,32 +162,6 @@ func grantElems(grants []firewall.Grant) (v4, v6 []nft.SetElement, err error) {
 	for _, e := range all {
 		el := nft.SetElement{Key: e.key, Timeout: timeoutFor(e.ttl)}
 		if len(e.key) == grantKeyLen4 {
-			v4 = append(v4, el)
-		} else {
-			v6 = append(v6, el)
-		}
-	}
-	return v4, v6, nil
-}
-
-// watchElems validates addrs and builds the elements for watch4/watch6,
-// deduplicated. ttl 0 builds keys for removal.
-func watchElems(addrs []netip.Addr, ttl time.Duration) (v4, v6 []nft.SetElement, err error) {
-	seen := make(map[netip.Addr]bool, len(addrs))
-	for i, a := range addrs {
-		if !a.IsValid() {
-			return nil, nil, fmt.Errorf("%w: address %d is invalid", ErrInvalid, i)
-		}
-		a = normAddr(a)
-		if seen[a] {
-			continue
-		}
-		seen[a] = true
-		el := nft.SetElement{Key: addrKey(a)}
-		if ttl > 0 {
-			el.Timeout = timeoutFor(ttl)
-		}
-		if a.Is4() {
 			v4 = append(v4, el)
 		} else {
 			v6 = append(v6, el)

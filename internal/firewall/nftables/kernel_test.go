@@ -27,7 +27,8 @@ var goldenLayout = firewall.Layout{
 	Watched: []service.Service{
 		{Proto: service.UDP, Port: 62201}, {Proto: service.TCP, Port: 7000}, {Proto: service.TCP, Port: 7001},
 	},
-	LogGroup: 7,
+	LogGroup:     7,
+	WatchTimeout: 30 * time.Second,
 	AlwaysAllow: []netip.Prefix{
 		netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.7/32"),
 		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("::1/128"),
@@ -145,9 +146,7 @@ func TestKernelSetupKeepsGrants(t *testing.T) {
 	if err := f.Grant(ctx, grants); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Watch(ctx, []netip.Addr{a4}, time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	ns.nft(t, "add", "element", "inet", "sesame", "watch4", "{ 192.0.2.200 timeout 1m }")
 	setup(t, f, goldenLayout) // restart with the same configuration
 	got, err := f.List(ctx)
 	if err != nil {
@@ -168,9 +167,7 @@ func TestKernelSetupKeepsGrants(t *testing.T) {
 	if err := f.Revoke(ctx, grants); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Unwatch(ctx, []netip.Addr{a4}); err != nil {
-		t.Fatal(err)
-	}
+	ns.nft(t, "delete", "element", "inet", "sesame", "watch4", "{ 192.0.2.200 }")
 	checkGolden(t, ns)
 
 	// A reload that stops protecting dns drops the dns grant only.
@@ -187,6 +184,48 @@ func TestKernelSetupKeepsGrants(t *testing.T) {
 	if len(got) != 2 || got[0].Service != ssh || got[1].Service != ssh {
 		t.Fatalf("after reload without dns: %v, want the two ssh grants", got)
 	}
+}
+
+// A table from a version whose watch sets the daemon filled (no dynamic
+// flag, no size) is reconciled on start: the watch sets are replaced
+// (their marks dropped), the grants kept.
+func TestKernelSetupReplacesOldWatchSets(t *testing.T) {
+	ns := newNetNS(t)
+	requireTool(t, "nft")
+	old := strings.NewReplacer(
+		"\t\tsize 131072\n\t\tflags dynamic,timeout", "\t\tflags timeout",
+		"\t\tmeta l4proto . th dport @watched update @watch4 { ip saddr timeout 30s }\n", "",
+		"\t\tmeta l4proto . th dport @watched update @watch6 { ip6 saddr timeout 30s }\n", "",
+	).Replace(readFile(t, "testdata/sesame.nft"))
+	if strings.Contains(old, "dynamic") || strings.Contains(old, "update @watch") {
+		t.Fatal("testdata/sesame.nft changed: cannot derive the old table")
+	}
+	file := t.TempDir() + "/old.nft"
+	if err := os.WriteFile(file, []byte(old+`
+add element inet sesame watch4 { 192.0.2.9 timeout 1m }
+add element inet sesame grants4 { 192.0.2.9 . tcp . 22 timeout 1m }
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns.nft(t, "-f", file)
+	f := newNSFirewall(t, ns)
+	setup(t, f, goldenLayout)
+	if got, err := f.List(context.Background()); err != nil || len(got) != 1 {
+		t.Fatalf("grants after the upgrade: %v, %v; want the one kept", got, err)
+	}
+	if err := f.Revoke(context.Background(), []firewall.Grant{{Addr: netip.MustParseAddr("192.0.2.9"), Service: ssh}}); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, ns) // watch4 replaced, empty
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestKernelGrantListRefreshRevoke(t *testing.T) {
@@ -278,9 +317,6 @@ func TestKernelNotSetUpAndTeardown(t *testing.T) {
 	if err := f.Grant(ctx, g); !errors.Is(err, ErrNotSetUp) {
 		t.Fatalf("Grant before Setup = %v, want ErrNotSetUp", err)
 	}
-	if err := f.Watch(ctx, []netip.Addr{g[0].Addr}, time.Second); !errors.Is(err, ErrNotSetUp) {
-		t.Fatalf("Watch before Setup = %v, want ErrNotSetUp", err)
-	}
 	if got, err := f.List(ctx); err != nil || got != nil {
 		t.Fatalf("List before Setup = %v, %v; want nothing, no error", got, err)
 	}
@@ -301,32 +337,6 @@ func TestKernelNotSetUpAndTeardown(t *testing.T) {
 	}
 	if got, err := f.List(ctx); err != nil || got != nil {
 		t.Fatalf("List after Teardown = %v, %v", got, err)
-	}
-}
-
-func TestKernelWatch(t *testing.T) {
-	ns := newNetNS(t)
-	requireTool(t, "nft")
-	f := newNSFirewall(t, ns)
-	ctx := context.Background()
-	setup(t, f, goldenLayout)
-	a4, a6 := netip.MustParseAddr("203.0.113.8"), netip.MustParseAddr("2001:db8::8")
-	if err := f.Watch(ctx, []netip.Addr{a4, a6}, 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Watch(ctx, []netip.Addr{a4}, 40*time.Second); err != nil { // refresh
-		t.Fatal(err)
-	}
-	w4 := ns.nft(t, "list", "set", "inet", "sesame", "watch4")
-	w6 := ns.nft(t, "list", "set", "inet", "sesame", "watch6")
-	if !strings.Contains(w4, "203.0.113.8 timeout 40s") || !strings.Contains(w6, "2001:db8::8 timeout 20s") {
-		t.Fatalf("watch sets:\n%s\n%s", w4, w6)
-	}
-	if err := f.Unwatch(ctx, []netip.Addr{a4, a6, netip.MustParseAddr("203.0.113.9")}); err != nil {
-		t.Fatal(err)
-	}
-	if w := ns.nft(t, "list", "set", "inet", "sesame", "watch4"); strings.Contains(w, "203.0.113.8") {
-		t.Fatalf("Unwatch left:\n%s", w)
 	}
 }
 

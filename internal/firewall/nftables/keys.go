@@ -23,7 +23,8 @@ const (
 	maxTimeoutUnit = time.Millisecond
 )
 
-// MaxTTL is the longest TTL accepted for a grant or a watch (100 days).
+// MaxTTL is the longest TTL accepted for a grant, and the longest
+// Layout.WatchTimeout (100 days).
 const MaxTTL = 100 * 24 * time.Hour
 
 // normAddr returns a without an IPv4-in-IPv6 mapping or a zone, so that

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,7 @@ func TestKernelSetupMatchesListing(t *testing.T) {
 		Watched:      []service.Service{{Proto: service.UDP, Port: 62201}},
 		LogGroup:     7,
 		BulkLogGroup: 8,
+		WatchTimeout: 90 * time.Second,
 		Datagrams:    spaShapes,
 	}
 	want, err := nftlisting.Render(l, nftlisting.Options{Table: DefaultTable, Priority: DefaultPriority})
@@ -200,5 +202,58 @@ func TestKernelOverflowKeepsSourceInOneGroup(t *testing.T) {
 	}
 	if out := ns.nft(t, "list", "set", "inet", "sesame", "bulk4"); !strings.Contains(out, "127.0.0.2") {
 		t.Errorf("bulk4 lacks the overflowed source:\n%s", out)
+	}
+}
+
+// The kernel marks the source of a watched packet in watch4 for the
+// layout's watch timeout. When watch4 is full, the mark rule does not
+// match and the packet is still logged (the rule has no verdict), and an
+// already marked source is still refreshed.
+func TestKernelWatchMarksBounded(t *testing.T) {
+	ns := newNetNS(t)
+	requireTool(t, "nft")
+	run(t, "ip", "-n", ns.name, "link", "set", "lo", "up")
+	f := newNSFirewall(t, ns)
+	l := orderLayout(100000)
+	l.WatchTimeout = 90 * time.Second
+	setup(t, f, l)
+	g := readTwoGroups(t, ns)
+
+	marked, late := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")
+	sendFrom(t, ns, marked.String(), 9000, []string{"first"})
+	eventually(t, 10*time.Second, "first knock logged", func() bool { return g.count() >= 1 })
+	w4 := ns.nft(t, "list", "set", "inet", "sesame", "watch4")
+	if !strings.Contains(w4, "127.0.0.2 timeout 1m30s") {
+		t.Fatalf("the knock's source is not marked for 90s:\n%s", w4)
+	}
+
+	// Fill watch4 up to its size from nft (10.x.y.z, one per line).
+	var b strings.Builder
+	b.WriteString("add element inet sesame watch4 {\n")
+	for i := range firewall.WatchSources - 1 {
+		fmt.Fprintf(&b, "10.%d.%d.%d timeout 5m,\n", i>>16, i>>8&0xff, i&0xff)
+	}
+	b.WriteString("}\n")
+	file := t.TempDir() + "/fill.nft"
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns.nft(t, "-f", file)
+
+	sendFrom(t, ns, late.String(), 9000, []string{"late"})
+	sendFrom(t, ns, marked.String(), 9000, []string{"again"})
+	eventually(t, 10*time.Second, "knocks logged with watch4 full", func() bool { return g.count() >= 3 })
+	if got := g.of(7, late); len(got) != 1 || got[0] != "late" {
+		t.Errorf("new source with watch4 full: logged %v, want [late]", got)
+	}
+	if got := g.of(7, marked); len(got) != 2 {
+		t.Errorf("marked source with watch4 full: logged %v, want 2 packets", got)
+	}
+	out := ns.nft(t, "list", "set", "inet", "sesame", "watch4")
+	if strings.Contains(out, "127.0.0.3") {
+		t.Errorf("a source was marked beyond the set's size")
+	}
+	if n := strings.Count(out, " expires "); n != firewall.WatchSources {
+		t.Errorf("watch4 has %d elements, want %d", n, firewall.WatchSources)
 	}
 }

@@ -4,6 +4,7 @@ package nftables
 
 import (
 	"slices"
+	"time"
 
 	nft "github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -57,10 +58,10 @@ func setDefs(t *nft.Table) map[string]*nft.Set {
 			KeyType: nft.MustConcatSetType(nft.TypeIP6Addr, nft.TypeInetProto, nft.TypeInetService)},
 		setProtected: {Table: t, ID: 3, Name: setProtected, Concatenation: true, KeyType: svc},
 		setWatched:   {Table: t, ID: 4, Name: setWatched, Concatenation: true, KeyType: svc},
-		setWatch4: {Table: t, ID: 5, Name: setWatch4, HasTimeout: true, KeyType: nft.TypeIPAddr,
-			KeyByteOrder: binaryutil.BigEndian},
-		setWatch6: {Table: t, ID: 6, Name: setWatch6, HasTimeout: true, KeyType: nft.TypeIP6Addr,
-			KeyByteOrder: binaryutil.BigEndian},
+		setWatch4: {Table: t, ID: 5, Name: setWatch4, HasTimeout: true, Dynamic: true, KeyType: nft.TypeIPAddr,
+			KeyByteOrder: binaryutil.BigEndian, Size: firewall.WatchSources},
+		setWatch6: {Table: t, ID: 6, Name: setWatch6, HasTimeout: true, Dynamic: true, KeyType: nft.TypeIP6Addr,
+			KeyByteOrder: binaryutil.BigEndian, Size: firewall.WatchSources},
 		setAllow4: {Table: t, ID: 7, Name: setAllow4, Interval: true, KeyType: nft.TypeIPAddr},
 		setAllow6: {Table: t, ID: 8, Name: setAllow6, Interval: true, KeyType: nft.TypeIP6Addr},
 		setIfaces: {Table: t, ID: 9, Name: setIfaces, KeyType: nft.TypeIFName, KeyByteOrder: binaryutil.NativeEndian},
@@ -92,10 +93,14 @@ func setOrderFor(bulk bool) []string {
 var stateSets = map[string]bool{setGrants4: true, setGrants6: true, setWatch4: true, setWatch6: true}
 
 // compatible reports whether the kernel's set have can stand in for want.
+// The flags and the size count: a watch set made before the kernel marked
+// sources itself (no dynamic flag, no size) cannot take the rule's updates
+// and is replaced.
 func compatible(have, want *nft.Set) bool {
 	return have.KeyType.GetNFTMagic() == want.KeyType.GetNFTMagic() &&
 		have.KeyType.Bytes == want.KeyType.Bytes &&
 		have.HasTimeout == want.HasTimeout && have.Interval == want.Interval &&
+		have.Dynamic == want.Dynamic && have.Size == want.Size &&
 		!have.IsMap && !have.Anonymous && !have.Constant && have.Timeout == 0
 }
 
@@ -132,10 +137,19 @@ func inputChain(t *nft.Table, prio int32) *nft.Chain {
 // group first: capture.Merge.) When a bulk set is full, the update fails,
 // the rule does not match, and a last rule sends the packet to bulk.
 //
+// With a watch timeout T (firewall.Layout.WatchTimeout), two rules right
+// before the watched-port rules mark the source of every watched packet:
+//
+//	meta l4proto . th dport @watched update @watch4 { ip saddr timeout T } (and ip6)
+//
+// They have no verdict: when watch4 is full the update fails, the rule
+// does not match, and the packet goes on to the watched-port rules, logged
+// as ever, its source unmarked.
+//
 // With a datagram filter, two rules per filtered port come right before the
-// watched-port rules: datagrams whose length or first byte fits none of the
+// mark rules and the watched-port rules: datagrams whose length or first byte fits none of the
 // handlers' shapes are dropped there, never logged.
-func rules(sets map[string]*nft.Set, group, bulk uint16, rate uint32, onlyIfaces bool, dg dgramFilter) [][]expr.Any {
+func rules(sets map[string]*nft.Set, group, bulk uint16, rate uint32, watchTTL time.Duration, onlyIfaces bool, dg dgramFilter) [][]expr.Any {
 	lookup := func(reg uint32, name string) *expr.Lookup {
 		return &expr.Lookup{SourceRegister: reg, SetName: name, SetID: sets[name].ID}
 	}
@@ -238,6 +252,20 @@ func rules(sets map[string]*nft.Set, group, bulk uint16, rate uint32, onlyIfaces
 					one(f.saddr, lookup(reg1, watch), f.saddr, in, log)))
 			}
 		}
+	}
+	if watchTTL > 0 {
+		// ... update @watch4 { ip saddr timeout T } (and ip6)
+		var marks [][]expr.Any
+		for _, f := range []struct {
+			proto byte
+			saddr *expr.Payload
+			set   string
+		}{{unix.NFPROTO_IPV4, saddr4, setWatch4}, {unix.NFPROTO_IPV6, saddr6, setWatch6}} {
+			marks = append(marks, cat(watchedPort(), nfproto(f.proto), one(f.saddr,
+				&expr.Dynset{SrcRegKey: reg1, SetName: f.set, SetID: sets[f.set].ID,
+					Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: watchTTL})))
+		}
+		watched = append(marks, watched...)
 	}
 	watched = append(datagramRules(dg, group, bulk, rate), watched...)
 	return append([][]expr.Any{

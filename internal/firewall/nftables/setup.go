@@ -124,7 +124,7 @@ func (f *Firewall) queueSetup(st kernelState, want map[string]*nft.Set, keep map
 		}
 	}
 	chain := f.conn.AddChain(inputChain(f.table, f.prio))
-	for _, exprs := range rules(want, el.group, el.bulk, el.rate, el.onlyIfaces, el.dgram) {
+	for _, exprs := range rules(want, el.group, el.bulk, el.rate, el.watchTTL, el.onlyIfaces, el.dgram) {
 		f.conn.AddRule(&nft.Rule{Table: f.table, Chain: chain, Exprs: exprs})
 	}
 	return nil
@@ -185,9 +185,10 @@ func (f *Firewall) readState() (kernelState, error) {
 type layoutSets struct {
 	elems      map[string][]nft.SetElement
 	group      uint16
-	bulk       uint16 // Layout.BulkLogGroup
-	rate       uint32 // Layout.LogRate, defaulted
-	onlyIfaces bool   // Layout.Interfaces lists the interfaces to act on
+	bulk       uint16        // Layout.BulkLogGroup
+	rate       uint32        // Layout.LogRate, defaulted
+	watchTTL   time.Duration // Layout.WatchTimeout, rounded up to seconds
+	onlyIfaces bool          // Layout.Interfaces lists the interfaces to act on
 	dgram      dgramFilter
 }
 
@@ -245,6 +246,12 @@ func layoutElems(l firewall.Layout) (layoutSets, error) {
 		return layoutSets{}, err
 	}
 	el.dgram = dg
+	if l.WatchTimeout < 0 || l.WatchTimeout > MaxTTL {
+		return layoutSets{}, fmt.Errorf("%w: watch timeout %v not in [0, %v]", ErrInvalid, l.WatchTimeout, MaxTTL)
+	}
+	// Whole seconds: nft lists a rule's timeout without its milliseconds
+	// (the listing of `sesame serve --check` would differ).
+	el.watchTTL = (l.WatchTimeout + time.Second - 1).Truncate(time.Second)
 	if el.bulk != 0 && el.bulk == el.group {
 		return layoutSets{}, fmt.Errorf("%w: bulk log group %d is the log group", ErrInvalid, el.bulk)
 	}
