@@ -105,5 +105,10 @@ func engineConfig(cfg *config.Config, log *slog.Logger) gateway.Config {
 	if cfg.Gateway.NFLogBulkGroup > 0 {
 		gc.Layout.BulkLogGroup = uint16(cfg.Gateway.NFLogBulkGroup)
 	}
+	// The kernel marks knocking sources for the longest sequence timeout
+	// (the engine derives the same; set here so that --check prints it).
+	for _, d := range doors {
+		gc.Layout.WatchTimeout = max(gc.Layout.WatchTimeout, d.Timeout)
+	}
 	return gc
 }
