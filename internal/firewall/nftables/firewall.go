@@ -19,7 +19,7 @@ import (
 
 // Sentinel errors callers can branch on (with errors.Is).
 var (
-	// ErrNotSetUp is wrapped when a Grant, Revoke, Watch or Unwatch finds
+	// ErrNotSetUp is wrapped when a Grant or Revoke finds
 	// no table or set: Setup has not run, or Teardown has.
 	ErrNotSetUp = errors.New("nftables: table not set up")
 	// ErrClosed is returned by every method after Close.
