@@ -4,8 +4,10 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/sesame-gw/sesame/internal/firewall"
+	"github.com/sesame-gw/sesame/internal/knock"
 	"github.com/sesame-gw/sesame/internal/service"
 )
 
@@ -81,5 +83,23 @@ func BenchmarkWithDatagramFilter(b *testing.B) {
 		if !withDatagramFilter(firewall.Layout{}, cfg).Datagrams.Active() {
 			b.Fatal("no filter")
 		}
+	}
+}
+
+// The kernel marks knocking sources for the longest sequence timeout of the
+// doors; a timeout the layout already sets is kept.
+func TestKernelLayoutWatchTimeout(t *testing.T) {
+	cfg := Config{Doors: []Door{
+		{Door: knock.Door{Name: "a", Sequence: []service.Service{{Proto: service.TCP, Port: 1000}}, Timeout: 5 * time.Second}},
+		{Door: knock.Door{Name: "b", Sequence: []service.Service{{Proto: service.TCP, Port: 2000}}, Timeout: 20 * time.Second}},
+	}}
+	if got := kernelLayout(firewall.Layout{}, cfg).WatchTimeout; got != 20*time.Second {
+		t.Errorf("watch timeout %v, want the longest door timeout 20s", got)
+	}
+	if got := kernelLayout(firewall.Layout{WatchTimeout: time.Minute}, cfg).WatchTimeout; got != time.Minute {
+		t.Errorf("watch timeout %v, want the layout's 1m", got)
+	}
+	if got := kernelLayout(firewall.Layout{}, Config{}).WatchTimeout; got != 0 {
+		t.Errorf("no doors: watch timeout %v, want 0 (no mark rules)", got)
 	}
 }
