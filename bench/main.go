@@ -62,6 +62,7 @@ type options struct {
 	connects     int
 	idle         time.Duration
 	benchtime    string
+	benchCount   int
 	rateN        int
 	maxTime      time.Duration
 	spoof        string
@@ -114,6 +115,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.connects, "connects", 0, "connections timed per grant level (default 300, quick 100)")
 	fs.DurationVar(&o.idle, "idle", 0, "how long daemons are watched idle (default 10s, quick 3s)")
 	fs.StringVar(&o.benchtime, "benchtime", "", "go test -benchtime for the hot paths (default 2s, quick 300ms)")
+	fs.IntVar(&o.benchCount, "bench-count", 0, "go test -count for the hot paths: the median run is reported, with the best (default 5, quick 1)")
 	fs.IntVar(&o.rateN, "rate-packets", 0, "valid packets for the end-to-end rate (default 3000, quick 1000)")
 	fs.DurationVar(&o.maxTime, "max-time", 25*time.Minute, "upper bound on the whole run")
 	fs.StringVar(&o.spoof, "spoof", "10.224.0.0/12", "prefix spoofed sources come from (blackholed on the host while the suite runs)")
@@ -137,6 +139,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	def(&o.memSources, 1_000_000, 100_000)
 	def(&o.connects, 300, 100)
 	def(&o.rateN, 3000, 1000)
+	def(&o.benchCount, 5, 1)
 	if o.idle == 0 {
 		o.idle = 10 * time.Second
 		if o.quick {

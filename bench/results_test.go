@@ -155,6 +155,17 @@ PASS
 	if r := got["BenchmarkHandleGarbage"]; r.perSec != 4e6 {
 		t.Errorf("garbage: %+v", r)
 	}
+	// -count 3: the median run, and the best.
+	got = parseBench([]byte(`BenchmarkOpen 	   21284	    126827 ns/op	      7823 pkts/core-s
+BenchmarkOpen 	   35799	     99287 ns/op	     10005 pkts/core-s
+BenchmarkOpen 	   17587	    134182 ns/op	      7401 pkts/core-s
+`))
+	if r := got["BenchmarkOpen"]; r.perSec != 7823 || r.nsOp != 126827 || r.best != 10005 || r.runs != 3 {
+		t.Errorf("count 3: %+v", r)
+	}
+	if s := benchRate(got["BenchmarkOpen"]); s != "7,823 (best 10,005 of 3)" {
+		t.Errorf("benchRate = %q", s)
+	}
 }
 
 func TestParseProc(t *testing.T) {

@@ -3,16 +3,22 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // Hot-path throughput (goal 2): the repository's own Go benchmarks, run
-// with -cpu 1, read as packets per core-second (their pkts/core-s metric,
-// measured in CPU time, when they report it; else 1e9 / ns/op).
+// with -cpu 1 and -count N, read as packets per core-second (their
+// pkts/core-s metric, measured in CPU time, when they report it; else
+// 1e9 / ns/op). The median of the N runs is the figure judged against the
+// goal; the best run is reported next to it, because on a shared VM the
+// same code moves by a third between runs (a neighbour on the host core)
+// and the best run is the closest to the code's own cost.
 
 // benchSpec is one Go benchmark and what it stands for.
 type benchSpec struct {
@@ -32,8 +38,10 @@ var benchSpecs = []benchSpec{
 // benchRecord is one benchmark result.
 type benchRecord struct {
 	spec   benchSpec
-	perSec float64 // packets per core-second
+	perSec float64 // packets per core-second (the median run's)
 	nsOp   float64
+	best   float64 // the best run's packets per core-second
+	runs   int
 }
 
 // throughput runs each benchmark of benchSpecs in its package and parses
@@ -53,7 +61,7 @@ func throughput(ctx context.Context, e *env, rep *report) error {
 			names = append(names, s.name)
 		}
 		args := []string{"test", "-run", "^$", "-bench", "^(" + strings.Join(names, "|") + ")$", "-cpu", "1",
-			"-benchtime", e.opts.benchtime, pkg}
+			"-benchtime", e.opts.benchtime, "-count", strconv.Itoa(e.opts.benchCount), pkg}
 		cmd := exec.CommandContext(ctx, "go", args...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -68,17 +76,20 @@ func throughput(ctx context.Context, e *env, rep *report) error {
 			}
 			r.spec = s
 			rep.bench = append(rep.bench, r)
-			rep.res.Add("throughput", strings.TrimPrefix(pkg, "./internal/")+"."+s.name, "packets_per_core_s", r.perSec, "packets/core-s")
-			e.log.Info("throughput", "bench", s.name, "pkg", pkg, "per_core_s", int(r.perSec))
+			subject := strings.TrimPrefix(pkg, "./internal/") + "." + s.name
+			rep.res.Add("throughput", subject, "packets_per_core_s", r.perSec, "packets/core-s")
+			rep.res.Add("throughput", subject, "packets_per_core_s_best", r.best, "packets/core-s")
+			e.log.Info("throughput", "bench", s.name, "pkg", pkg, "per_core_s", int(r.perSec), "best", int(r.best), "runs", r.runs)
 		}
 	}
 	return nil
 }
 
 // parseBench reads `go test -bench` output: for each benchmark (the -cpu
-// suffix stripped) its ns/op and packets per core-second.
+// suffix stripped) its ns/op and packets per core-second, of the median
+// run when it ran more than once (-count), with the best run's rate.
 func parseBench(out []byte) map[string]benchRecord {
-	res := map[string]benchRecord{}
+	all := map[string][]benchRecord{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -107,7 +118,14 @@ func parseBench(out []byte) map[string]benchRecord {
 		if r.perSec == 0 && r.nsOp > 0 {
 			r.perSec = 1e9 / r.nsOp
 		}
-		res[name] = r
+		all[name] = append(all[name], r)
+	}
+	res := make(map[string]benchRecord, len(all))
+	for name, rs := range all {
+		slices.SortFunc(rs, func(a, b benchRecord) int { return cmp.Compare(a.perSec, b.perSec) })
+		m := rs[len(rs)/2] // the upper median for an even count
+		m.best, m.runs = rs[len(rs)-1].perSec, len(rs)
+		res[name] = m
 	}
 	return res
 }
