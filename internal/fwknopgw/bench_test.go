@@ -5,26 +5,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/sesame-gw/sesame/internal/benchcpu"
 )
-
-// cpuTime is the process's user+system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// reportPerCoreSecond adds a "pkts/core-s" metric measured in CPU time
-// (GC included), which stays meaningful on a machine whose cores other
-// work shares, where ns/op (wall time) does not.
-func reportPerCoreSecond(b *testing.B, start time.Duration) {
-	if d := cpuTime() - start; d > 0 {
-		b.ReportMetric(float64(b.N)/d.Seconds(), "pkts/core-s")
-	}
-}
 
 // Full verification and grant of distinct valid packets: source match,
 // replay lookup, HMAC-SHA256, AES-256-CBC, SHA-256 digest, fields,
@@ -40,7 +24,7 @@ func BenchmarkHandleValid(b *testing.B) {
 	for i := range pkts {
 		pkts[i] = packet(b, keyA, "10.99.0.2,tcp/2222", t0)
 	}
-	start := cpuTime()
+	start := benchcpu.Now()
 	for i := 0; b.Loop(); i++ {
 		if i > 0 && i%len(pkts) == 0 {
 			b.StopTimer() // a fresh replay cache: every packet is new again
@@ -51,7 +35,7 @@ func BenchmarkHandleValid(b *testing.B) {
 			b.Fatal(v)
 		}
 	}
-	reportPerCoreSecond(b, start)
+	benchcpu.Report(b, start)
 }
 
 // BenchmarkHandleValid with digest.cache (ENABLE_DIGEST_PERSISTENCE Y,
@@ -91,7 +75,7 @@ func BenchmarkHandleValidPersisted(b *testing.B) {
 	defer func() { d.Close() }()
 	var next atomic.Int64 // packets handed out in this round
 	var mu sync.RWMutex   // held for writing while the round changes
-	start := cpuTime()
+	start := benchcpu.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			mu.RLock()
@@ -115,7 +99,7 @@ func BenchmarkHandleValidPersisted(b *testing.B) {
 			mu.RUnlock()
 		}
 	})
-	reportPerCoreSecond(b, start)
+	benchcpu.Report(b, start)
 }
 
 // A packet with a valid shape and a wrong HMAC: what base64-looking
@@ -125,13 +109,13 @@ func BenchmarkHandleWrongHMAC(b *testing.B) {
 	wrong := keyA
 	wrong.HMACKey = []byte("wrong hmac key")
 	p := packet(b, wrong, "10.99.0.2,tcp/2222", t0)
-	start := cpuTime()
+	start := benchcpu.Now()
 	for b.Loop() {
 		if v := h.Handle(t0, cli, gwIP, p); v.Reason != ReasonHMAC {
 			b.Fatal(v)
 		}
 	}
-	reportPerCoreSecond(b, start)
+	benchcpu.Report(b, start)
 }
 
 // Garbage the engine's Match refuses: the cost on a shared port.

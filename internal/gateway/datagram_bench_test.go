@@ -6,10 +6,10 @@ import (
 	"encoding/base64"
 	"math/rand/v2"
 	"net/netip"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sesame-gw/sesame/internal/benchcpu"
 	"github.com/sesame-gw/sesame/internal/capture"
 	"github.com/sesame-gw/sesame/internal/fwknop/accessconf"
 	"github.com/sesame-gw/sesame/internal/fwknopgw"
@@ -27,12 +27,6 @@ import (
 // time, so it stays meaningful on a shared machine:
 //
 //	go test -run '^$' -bench Datagram -cpu 1 ./internal/gateway
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 func benchEngine(b *testing.B) *gateway.Engine {
 	b.Helper()
@@ -91,15 +85,13 @@ func garbagePackets(n int, magic bool) []capture.Packet {
 
 func benchDatagrams(b *testing.B, pkts []capture.Packet) {
 	e := benchEngine(b)
-	start := cpuTime()
+	start := benchcpu.Now()
 	i := 0
 	for b.Loop() {
 		e.HandleDatagram(pkts[i%len(pkts)])
 		i++
 	}
-	if d := cpuTime() - start; d > 0 {
-		b.ReportMetric(float64(b.N)/d.Seconds(), "pkts/core-s")
-	}
+	benchcpu.Report(b, start)
 	if st := e.Stats(); st.Grants.Load() != 0 {
 		b.Fatal("garbage was granted")
 	}

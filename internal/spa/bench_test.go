@@ -3,26 +3,10 @@ package spa
 import (
 	"crypto/ed25519"
 	"math/rand/v2"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/sesame-gw/sesame/internal/benchcpu"
 )
-
-// cpuTime is the process's user+system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// reportPerCoreSecond adds a "pkts/core-s" metric measured in CPU time (GC
-// included), which stays meaningful on a machine whose cores other work
-// shares, where ns/op (wall time) does not.
-func reportPerCoreSecond(b *testing.B, start time.Duration) {
-	if d := cpuTime() - start; d > 0 {
-		b.ReportMetric(float64(b.N)/d.Seconds(), "pkts/core-s")
-	}
-}
 
 // BenchmarkOpen is the full per-packet cost on the gateway for a valid
 // packet: mac1, X25519, ChaCha20-Poly1305, parse, lookup, Ed25519 verify.
@@ -33,13 +17,13 @@ func BenchmarkOpen(b *testing.B) {
 	pkt := seal(b, alice, gw, req22(), t0)
 	b.SetBytes(int64(len(pkt)))
 	b.ReportAllocs()
-	start := cpuTime()
+	start := benchcpu.Now()
 	for b.Loop() {
 		if _, err := o.Open(pkt, t0); err != nil {
 			b.Fatal(err)
 		}
 	}
-	reportPerCoreSecond(b, start)
+	benchcpu.Report(b, start)
 }
 
 // BenchmarkOpenForgedMAC is the cost of a packet that passes mac1 (anyone

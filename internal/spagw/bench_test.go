@@ -3,28 +3,12 @@ package spagw
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sesame-gw/sesame/internal/benchcpu"
 	"github.com/sesame-gw/sesame/internal/replay"
 )
-
-// cpuTime is the process's user+system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// reportPerCoreSecond adds a "pkts/core-s" metric measured in CPU time (GC
-// included), which stays meaningful on a machine whose cores other work
-// shares, where ns/op (wall time) does not.
-func reportPerCoreSecond(b *testing.B, start time.Duration) {
-	if d := cpuTime() - start; d > 0 {
-		b.ReportMetric(float64(b.N)/d.Seconds(), "pkts/core-s")
-	}
-}
 
 // freshKeys stands in for the packets a benchmark cannot seal fast enough:
 // it records a distinct key for every Add (the packet's key with a counter
@@ -54,13 +38,13 @@ func BenchmarkHandleValid(b *testing.B) {
 		pkts[i] = seal(b, f.alice, f.gw.PublicKey(), req(b, 30*time.Second, "22/tcp"), t0)
 	}
 	b.ReportAllocs()
-	start := cpuTime()
+	start := benchcpu.Now()
 	for i := 0; b.Loop(); i++ {
 		if v := h.Handle(t0, src4, gwIP, pkts[i%len(pkts)]); v.Reason != "" || len(v.Grants) == 0 {
 			b.Fatal(v)
 		}
 	}
-	reportPerCoreSecond(b, start)
+	benchcpu.Report(b, start)
 }
 
 func BenchmarkHandleGarbage(b *testing.B) {
