@@ -179,9 +179,12 @@ func (m *merged) ReadPacket(ctx context.Context) (Packet, error) {
 	}
 }
 
-func (m *merged) Stats() Stats {
+func (m *merged) Stats() Stats { return sumStats(m.srcs) }
+
+// sumStats adds up the counters of srcs.
+func sumStats[S Source](srcs []S) Stats {
 	var st Stats
-	for _, s := range m.srcs {
+	for _, s := range srcs {
 		x := s.Stats()
 		st.Received += x.Received
 		st.Malformed += x.Malformed
@@ -255,16 +258,7 @@ func (m *polled) ReadPacket(ctx context.Context) (Packet, error) {
 	}
 }
 
-func (m *polled) Stats() Stats {
-	var st Stats
-	for _, s := range m.srcs {
-		x := s.Stats()
-		st.Received += x.Received
-		st.Malformed += x.Malformed
-		st.Dropped += x.Dropped
-	}
-	return st
-}
+func (m *polled) Stats() Stats { return sumStats(m.srcs) }
 
 func (m *polled) Close() error {
 	var errs []error
