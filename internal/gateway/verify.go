@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 
 	"github.com/sesame-gw/sesame/internal/capture"
@@ -24,7 +25,9 @@ func (e *Engine) queueDatagram(p capture.Packet) {
 	e.stats.Datagrams.Add(1)
 	if len(p.Payload) > maxDatagram {
 		e.stats.Rejected.Add(1)
-		e.log.Debug("reject", "src", p.Src, "reason", "too-long", "size", len(p.Payload))
+		if e.debugEnabled() {
+			e.log.Debug("reject", "src", p.Src, "reason", "too-long", "size", len(p.Payload))
+		}
 		return
 	}
 	buf := bufPool.Get().(*[maxDatagram]byte)
@@ -67,13 +70,17 @@ func (e *Engine) handleDatagram(p capture.Packet) {
 		if pc, ok := h.(Prechecker); ok {
 			if r := pc.Precheck(p.Payload); r != "" {
 				e.stats.Rejected.Add(1)
-				e.log.Debug("reject", "proto", h.Name(), "src", p.Src, "reason", r)
+				if e.debugEnabled() {
+					e.log.Debug("reject", "proto", h.Name(), "src", p.Src, "reason", r)
+				}
 				return
 			}
 		}
 		if !e.perSource.allow(p.Src, now) {
 			e.stats.RateLimited.Add(1)
-			e.log.Debug("reject", "proto", h.Name(), "src", p.Src, "reason", "rate-limited")
+			if e.debugEnabled() {
+				e.log.Debug("reject", "proto", h.Name(), "src", p.Src, "reason", "rate-limited")
+			}
 			return
 		}
 		v := h.Handle(now, p.Src, p.Dst, p.Payload)
@@ -82,6 +89,10 @@ func (e *Engine) handleDatagram(p capture.Packet) {
 			if !v.Quiet {
 				e.decisions.add(Decision{Time: now, Kind: "reject", Src: p.Src, Proto: h.Name(), Client: v.Client, Reason: v.Reason})
 			}
+			info := !v.Quiet && e.limit.allow()
+			if !info && !e.debugEnabled() {
+				return // nothing to log: build no attributes (a garbage flood's hot path)
+			}
 			attrs := []any{"proto", h.Name(), "src", p.Src, "reason", v.Reason}
 			if v.Client != "" {
 				attrs = append(attrs, "client", v.Client)
@@ -89,10 +100,10 @@ func (e *Engine) handleDatagram(p capture.Packet) {
 			if v.Detail != "" {
 				attrs = append(attrs, "detail", v.Detail)
 			}
-			if v.Quiet || !e.limit.allow() {
-				e.log.Debug("reject", attrs...)
-			} else {
+			if info {
 				e.log.Info("reject", attrs...)
+			} else {
+				e.log.Debug("reject", attrs...)
 			}
 			return
 		}
@@ -101,5 +112,14 @@ func (e *Engine) handleDatagram(p capture.Packet) {
 		return
 	}
 	e.stats.Rejected.Add(1)
-	e.log.Debug("reject", "src", p.Src, "reason", "unknown-format", "size", len(p.Payload))
+	if e.debugEnabled() {
+		e.log.Debug("reject", "src", p.Src, "reason", "unknown-format", "size", len(p.Payload))
+	}
+}
+
+// debugEnabled reports whether debug records are logged. Reject paths ask
+// first, so a flood of garbage at the default level builds no log
+// attributes (boxing the source address alone allocates).
+func (e *Engine) debugEnabled() bool {
+	return e.log.Enabled(context.Background(), slog.LevelDebug)
 }
