@@ -480,16 +480,7 @@ func BenchmarkFwknopToOpenSesame(b *testing.B) {
 	netnstest.RequireBinary(b, "fwknop")
 	k := newFwkKeys(b, "sha256")
 	args := withControlSocket(b, fwkSetup(b, b.TempDir(), k.stanza(fmt.Sprintf("OPEN_PORTS tcp/%d", svcPort))))
-	p, err := bench.Start(bench.GW, append([]string{sesameBin, "serve"}, args...)...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.WaitOutput(ctx, "gateway ready"); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { bench.Command(context.Background(), bench.GW, sesameBin, "cleanup").Run() })
+	serveForBench(b, bench, args...)
 	measureFwknop(b, bench, k, func() { flushSesameGrants(bench) })
 }
 

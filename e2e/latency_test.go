@@ -70,16 +70,7 @@ func BenchmarkKnockToOpenSesame(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "sesame.toml")
 	os.WriteFile(path, []byte(cfg), 0o600)
 	ownControlSocketFile(b, path, controlSocket(b))
-	p, err := bench.Start(bench.GW, sesameBin, "serve", "-c", path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.WaitOutput(ctx, "gateway ready"); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { bench.Command(context.Background(), bench.GW, sesameBin, "cleanup").Run() })
+	p := serveForBench(b, bench, "-c", path)
 	measureKnocks(b, bench, func() {
 		bench.Command(context.Background(), bench.GW, "nft", "flush", "set", "inet", "sesame", "grants4").Run()
 	})

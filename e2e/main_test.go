@@ -148,6 +148,23 @@ func (g *gateway) start() {
 	}
 }
 
+// serveForBench starts `sesame serve ARGS...` in the gateway namespace for
+// a benchmark, waits until it is ready and removes its table at the end.
+func serveForBench(tb testing.TB, b *netns.Bench, args ...string) *netns.Proc {
+	tb.Helper()
+	p, err := b.Start(b.GW, append([]string{sesameBin, "serve"}, args...)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitOutput(ctx, "gateway ready"); err != nil {
+		tb.Fatalf("gateway did not start: %v\n%s", err, p.Output())
+	}
+	tb.Cleanup(func() { b.Command(context.Background(), b.GW, sesameBin, "cleanup").Run() })
+	return p
+}
+
 // log returns the daemon's output so far.
 func (g *gateway) log() string { return string(g.proc.Output()) }
 

@@ -444,20 +444,11 @@ func startSPABench(b *testing.B) (*netns.Bench, *spaBench) {
 	path := filepath.Join(b.TempDir(), "sesame.toml")
 	os.WriteFile(path, []byte(s.config(b.TempDir(), s.clientsWithoutOld)), 0o600)
 	ownControlSocketFile(b, path, controlSocket(b))
-	p, err := bench.Start(bench.GW, sesameBin, "serve", "-c", path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.WaitOutput(ctx, "gateway ready"); err != nil {
-		b.Fatal(err)
-	}
+	p := serveForBench(b, bench, "-c", path)
 	b.Cleanup(func() {
 		if f := os.Getenv("SESAME_BENCH_LOG"); f != "" {
 			os.WriteFile(f, p.Output(), 0o644)
 		}
-		bench.Command(context.Background(), bench.GW, sesameBin, "cleanup").Run()
 	})
 	return bench, s
 }
